@@ -1,0 +1,101 @@
+//! One client connection: read frames, dispatch, write responses in
+//! request order.
+//!
+//! The reader task (this function) reads and dispatches requests one after
+//! another, so appends from one connection happen in the order sent. Each
+//! dispatch yields a `Reply`; replies go through a bounded channel to the
+//! writer task, which awaits deferred replies (long-poll fetches, produce
+//! waiting for fsync) in order. The channel bound (`queued.max.requests`)
+//! is the per-connection in-flight limit.
+//!
+//! A protocol error closes this connection only (mini-redis' rule).
+
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use odradek_protocol::frame::{check_frame_len, split_request};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, watch};
+
+use crate::broker::Broker;
+use crate::handlers::{dispatch, Reply};
+
+const READ_BUFFER: usize = 64 * 1024;
+const WRITE_BUFFER: usize = 64 * 1024;
+
+pub async fn serve(stream: TcpStream, broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
+    let peer = stream.peer_addr().ok();
+    let _ = stream.set_nodelay(true);
+    let (read_half, write_half) = stream.into_split();
+    let (replies, pending) = mpsc::channel::<Reply>(broker.config.queued_max_requests);
+    // Owned by this connection; ends when `replies` is dropped and every
+    // queued reply is written, or when the peer stops reading.
+    let writer = tokio::spawn(write_replies(write_half, pending));
+    let mut reader = BufReader::with_capacity(READ_BUFFER, read_half);
+    let max = broker.config.socket_request_max_bytes;
+    loop {
+        let mut prefix = [0u8; 4];
+        let read = tokio::select! {
+            r = reader.read_exact(&mut prefix) => r,
+            _ = shutdown.changed() => break,
+        };
+        if read.is_err() {
+            break; // closed by the peer, or reset
+        }
+        let len = match check_frame_len(prefix, max) {
+            Ok(len) => len,
+            Err(e) => {
+                tracing::warn!(?peer, error = %e, "closing connection");
+                break;
+            }
+        };
+        let mut frame = BytesMut::zeroed(len);
+        if reader.read_exact(&mut frame).await.is_err() {
+            break; // truncated request
+        }
+        let request = match split_request(frame.freeze()) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(?peer, error = %e, "closing connection");
+                break;
+            }
+        };
+        match dispatch(&broker, request).await {
+            Ok(reply) => {
+                if replies.send(reply).await.is_err() {
+                    break; // writer gone: the peer stopped reading
+                }
+            }
+            Err(e) => {
+                tracing::warn!(?peer, error = %e, "closing connection");
+                break;
+            }
+        }
+    }
+    drop(replies);
+    let _ = writer.await;
+}
+
+async fn write_replies(
+    write_half: tokio::net::tcp::OwnedWriteHalf,
+    mut pending: mpsc::Receiver<Reply>,
+) {
+    let mut out = BufWriter::with_capacity(WRITE_BUFFER, write_half);
+    while let Some(reply) = pending.recv().await {
+        let bytes = match reply {
+            Reply::Ready(b) => b,
+            Reply::Later(f) => f.await,
+            Reply::Nothing => continue,
+        };
+        if out.write_all(&bytes).await.is_err() {
+            return;
+        }
+        // Batch writes while more replies are queued; flush when idle.
+        if pending.is_empty() && out.flush().await.is_err() {
+            return;
+        }
+    }
+    let _ = out.flush().await;
+    let _ = out.shutdown().await;
+}

@@ -1,0 +1,132 @@
+//! Metadata (key 3): brokers, controller, topics and partitions; creates
+//! requested topics when auto-creation is enabled.
+
+use std::sync::Arc;
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use odradek_metadata::TopicImage;
+use odradek_protocol::frame::RawRequest;
+use uuid::Uuid;
+
+use super::{decode, ready, Reply, RequestError};
+use crate::broker::Broker;
+use crate::controller::NewTopic;
+
+pub fn handle(broker: &Arc<Broker>, req: &RawRequest) -> Result<Reply, RequestError> {
+    let request: MetadataRequest = decode(req)?;
+    let version = req.version();
+    // v0: an empty list means all topics; v1+: null means all, empty none.
+    let wanted = match &request.topics {
+        None => None,
+        Some(t) if t.is_empty() && version == 0 => None,
+        Some(t) => Some(t.as_slice()),
+    };
+    // v4 added the flag; older clients always auto-create.
+    let allow_auto_create = version < 4 || request.allow_auto_topic_creation;
+    let topics = match wanted {
+        None => {
+            let image = broker.image();
+            let mut all: Vec<_> = image.topics().cloned().collect();
+            all.sort_by(|a, b| a.name.cmp(&b.name));
+            all.iter().map(|t| topic_entry(t)).collect()
+        }
+        Some(requested) => requested
+            .iter()
+            .map(|t| {
+                lookup_topic(
+                    broker,
+                    t.name.as_ref().map(|n| n.0.as_str()),
+                    t.topic_id,
+                    allow_auto_create,
+                )
+            })
+            .collect(),
+    };
+    let listener = &broker.config.advertised_listeners[0];
+    let response = MetadataResponse::default()
+        .with_brokers(vec![MetadataResponseBroker::default()
+            .with_node_id(BrokerId(broker.config.node_id))
+            .with_host(StrBytes::from_string(listener.host.clone()))
+            .with_port(listener.port as i32)])
+        .with_cluster_id(Some(StrBytes::from_string(broker.cluster_id.clone())))
+        .with_controller_id(BrokerId(broker.controller.node_id()))
+        .with_topics(topics);
+    ready(req, &response)
+}
+
+fn lookup_topic(
+    broker: &Broker,
+    name: Option<&str>,
+    topic_id: Uuid,
+    allow_auto_create: bool,
+) -> MetadataResponseTopic {
+    let image = broker.image();
+    let found = match name {
+        Some(name) => image.topic(name).cloned(),
+        None => image.topic_by_id(&topic_id).cloned(),
+    };
+    if let Some(topic) = found {
+        return topic_entry(&topic);
+    }
+    let Some(name) = name else {
+        return MetadataResponseTopic::default()
+            .with_topic_id(topic_id)
+            .with_error_code(ResponseError::UnknownTopicId.code());
+    };
+    let error_entry = |code: ResponseError| {
+        MetadataResponseTopic::default()
+            .with_name(Some(TopicName(StrBytes::from_string(name.to_string()))))
+            .with_error_code(code.code())
+    };
+    if let Err(e) = crate::controller::validate_topic_name(name) {
+        return error_entry(e.code);
+    }
+    if !(allow_auto_create && broker.config.auto_create_topics_enable) {
+        return error_entry(ResponseError::UnknownTopicOrPartition);
+    }
+    let spec = NewTopic {
+        name: name.to_string(),
+        num_partitions: -1,
+        replication_factor: -1,
+        ..Default::default()
+    };
+    match broker.create_topic(&spec, false) {
+        Ok(topic) => {
+            tracing::info!(topic = name, "auto-created topic");
+            topic_entry(&topic)
+        }
+        // Another request created it between our lookup and our create.
+        Err(e) if e.code == ResponseError::TopicAlreadyExists => match broker.image().topic(name) {
+            Some(t) => topic_entry(t),
+            None => error_entry(ResponseError::LeaderNotAvailable),
+        },
+        Err(e) => error_entry(e.code),
+    }
+}
+
+fn topic_entry(topic: &TopicImage) -> MetadataResponseTopic {
+    let partitions = topic
+        .partitions
+        .iter()
+        .map(|(index, p)| {
+            MetadataResponsePartition::default()
+                .with_partition_index(*index)
+                .with_leader_id(BrokerId(p.leader))
+                .with_leader_epoch(p.leader_epoch)
+                .with_replica_nodes(p.replicas.iter().copied().map(BrokerId).collect())
+                .with_isr_nodes(p.isr.iter().copied().map(BrokerId).collect())
+        })
+        .collect();
+    MetadataResponseTopic::default()
+        .with_name(Some(TopicName(StrBytes::from_string(
+            topic.name.to_string(),
+        ))))
+        .with_topic_id(topic.topic_id)
+        .with_is_internal(topic.name.starts_with("__"))
+        .with_partitions(partitions)
+}

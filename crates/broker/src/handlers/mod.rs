@@ -1,0 +1,139 @@
+//! One module per Kafka API; `dispatch` is a match of one-call arms.
+//!
+//! `SUPPORTED_APIS` is both the dispatch whitelist and the ApiVersions
+//! answer, so what is advertised and what is implemented cannot drift.
+
+mod api_versions;
+mod create_topics;
+mod delete_topics;
+mod fetch;
+mod list_offsets;
+mod metadata;
+mod produce;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use kafka_protocol::messages::ApiKey;
+use kafka_protocol::protocol::{Decodable, Encodable};
+use odradek_protocol::frame::{encode_response, RawRequest};
+
+use crate::broker::Broker;
+
+/// (API, lowest version served, highest version served).
+pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
+    (ApiKey::Produce, 3, 13),
+    (ApiKey::Fetch, 4, 18),
+    (ApiKey::ListOffsets, 1, 10),
+    (ApiKey::Metadata, 0, 13),
+    (ApiKey::ApiVersions, 0, 4),
+    (ApiKey::CreateTopics, 2, 7),
+    (ApiKey::DeleteTopics, 1, 6),
+];
+
+pub fn supported_range(api_key: ApiKey) -> Option<(i16, i16)> {
+    SUPPORTED_APIS
+        .iter()
+        .find(|(k, _, _)| *k == api_key)
+        .map(|(_, min, max)| (*min, *max))
+}
+
+/// What the connection writes for one request, in request order.
+pub enum Reply {
+    /// The response frame is ready.
+    Ready(Bytes),
+    /// The response completes later: a fetch waiting for data, a produce
+    /// waiting for its fsync. Later requests' responses queue behind it.
+    Later(BoxFuture<'static, Bytes>),
+    /// acks=0 produce: Kafka sends nothing back.
+    Nothing,
+}
+
+/// A request the connection cannot continue after; Kafka closes the
+/// connection in these cases.
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    #[error("{api:?} v{version} is not supported (served: {range})")]
+    UnsupportedVersion {
+        api: ApiKey,
+        version: i16,
+        range: String,
+    },
+    #[error("{api:?} v{version} body could not be decoded: {reason}")]
+    Malformed {
+        api: ApiKey,
+        version: i16,
+        reason: String,
+    },
+    #[error("an acks=0 produce failed; closing the connection as Kafka does")]
+    AcksZeroFailure,
+    #[error(transparent)]
+    Encode(#[from] odradek_protocol::frame::EncodeError),
+}
+
+pub async fn dispatch(broker: &Arc<Broker>, req: RawRequest) -> Result<Reply, RequestError> {
+    let version = req.version();
+    let supported = supported_range(req.api_key);
+    let in_range = supported.is_some_and(|(min, max)| (min..=max).contains(&version));
+    if !in_range {
+        if req.api_key == ApiKey::ApiVersions {
+            // KIP-511: answer in v0 with the list so the client can pick.
+            return Ok(Reply::Ready(api_versions::unsupported_version(&req)?));
+        }
+        return Err(RequestError::UnsupportedVersion {
+            api: req.api_key,
+            version,
+            range: supported.map_or("none".into(), |(a, b)| format!("{a}..={b}")),
+        });
+    }
+    match req.api_key {
+        ApiKey::ApiVersions => api_versions::handle(&req),
+        ApiKey::Metadata => metadata::handle(broker, &req),
+        ApiKey::CreateTopics => create_topics::handle(broker, &req),
+        ApiKey::DeleteTopics => delete_topics::handle(broker, &req),
+        ApiKey::Produce => produce::handle(broker, &req),
+        ApiKey::Fetch => fetch::handle(broker, &req).await,
+        ApiKey::ListOffsets => list_offsets::handle(broker, &req),
+        other => Err(RequestError::UnsupportedVersion {
+            api: other,
+            version,
+            range: "none".into(),
+        }),
+    }
+}
+
+/// Decodes a request body, refusing trailing garbage.
+fn decode<T: Decodable>(req: &RawRequest) -> Result<T, RequestError> {
+    let mut body = req.body.clone();
+    let malformed = |reason: String| RequestError::Malformed {
+        api: req.api_key,
+        version: req.version(),
+        reason,
+    };
+    let msg = T::decode(&mut body, req.version()).map_err(|e| malformed(e.to_string()))?;
+    if !body.is_empty() {
+        return Err(malformed(format!("{} trailing bytes", body.len())));
+    }
+    Ok(msg)
+}
+
+fn respond<T: Encodable>(req: &RawRequest, body: &T) -> Result<Bytes, RequestError> {
+    Ok(encode_response(
+        req.api_key,
+        req.version(),
+        req.correlation_id(),
+        body,
+    )?)
+}
+
+fn ready<T: Encodable>(req: &RawRequest, body: &T) -> Result<Reply, RequestError> {
+    respond(req, body).map(Reply::Ready)
+}
+
+/// An error message only for versions whose schema has the field.
+fn message(e: &crate::errors::ApiError) -> Option<kafka_protocol::protocol::StrBytes> {
+    e.message
+        .as_ref()
+        .map(|m| kafka_protocol::protocol::StrBytes::from_string(m.clone()))
+}

@@ -1,0 +1,20 @@
+//! The Odradek broker: network, request handlers, and the state they act
+//! on (controller, hosted partitions).
+//!
+//! Entry point: [`server::start`] with a [`config::BrokerConfig`].
+
+pub mod broker;
+pub mod clock;
+pub mod config;
+pub mod connection;
+pub mod controller;
+pub mod errors;
+pub mod handlers;
+pub mod meta_properties;
+pub mod partition;
+pub mod replica_manager;
+pub mod server;
+pub mod topic_config;
+
+pub use config::BrokerConfig;
+pub use server::{start, RunningBroker};

@@ -1,0 +1,108 @@
+//! `odradek`: the broker binary.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use odradek_broker::config::{parse_properties, settings_from_env, BrokerConfig, Source};
+
+#[derive(Parser)]
+#[command(
+    name = "odradek",
+    version,
+    about = "Kafka-compatible event streaming broker"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a broker. With no options: a single node on 127.0.0.1:9092 with
+    /// data under ./odradek-data.
+    Serve {
+        /// A Kafka-style properties file (name=value lines).
+        #[arg(long, value_name = "FILE")]
+        config: Option<String>,
+        /// Set one config, overriding the file and environment, as
+        /// kafka-server-start.sh's --override does. Repeatable.
+        #[arg(long = "override", value_name = "NAME=VALUE")]
+        overrides: Vec<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("ODRADEK_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let result = match cli.command {
+        Command::Serve { config, overrides } => serve(config, overrides),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load_config(file: Option<String>, overrides: Vec<String>) -> anyhow::Result<BrokerConfig> {
+    let mut settings = Vec::new();
+    if let Some(path) = file {
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read config file {path}"))?;
+        settings.extend(
+            parse_properties(&path, &text)?
+                .into_iter()
+                .map(|(k, v)| (k, v, Source::File)),
+        );
+    }
+    settings.extend(
+        settings_from_env(std::env::vars())
+            .into_iter()
+            .map(|(k, v)| (k, v, Source::Env)),
+    );
+    for o in overrides {
+        let (k, v) = o
+            .split_once('=')
+            .with_context(|| format!("--override '{o}' is not name=value"))?;
+        settings.push((k.trim().to_string(), v.to_string(), Source::Override));
+    }
+    Ok(BrokerConfig::from_settings(settings)?)
+}
+
+fn serve(file: Option<String>, overrides: Vec<String>) -> anyhow::Result<()> {
+    let config = load_config(file, overrides)?;
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if config.num_io_threads > 0 {
+        runtime.worker_threads(config.num_io_threads);
+    }
+    let runtime = runtime
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let running = odradek_broker::start(config).await?;
+        wait_for_signal().await?;
+        tracing::info!("signal received; shutting down");
+        running.shutdown().await;
+        anyhow::Ok(())
+    })
+}
+
+/// SIGTERM (kill, systemd, Kubernetes) or SIGINT (Ctrl-C).
+async fn wait_for_signal() -> anyhow::Result<()> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = term.recv() => {}
+        r = tokio::signal::ctrl_c() => r?,
+    }
+    Ok(())
+}
