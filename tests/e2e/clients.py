@@ -165,7 +165,12 @@ def assert_healthy(broker, topic="health-check"):
 
 # --- kafka-python ------------------------------------------------------------
 def kp_producer(broker, **kw):
+    """kafka-python producer. Idempotence (kafka-python 3's default, KIP-679)
+    needs InitProducerId; it is off here unless asked for, so these helpers
+    test produce/fetch alone. test_kafka_python_default_producer covers the
+    client's defaults."""
     from kafka import KafkaProducer
+    kw.setdefault("enable_idempotence", False)
     return KafkaProducer(bootstrap_servers=broker.bootstrap, request_timeout_ms=15000, **kw)
 
 

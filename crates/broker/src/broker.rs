@@ -53,7 +53,7 @@ impl Broker {
         let replicas = ReplicaManager::open(&dir, config.topic_defaults.clone())?;
         let image = controller.image();
         replicas.remove_orphan_dirs(&image)?;
-        replicas.apply_image(&image, clock.now_ms())?;
+        replicas.apply_image(&image)?;
         Ok(Broker {
             config,
             cluster_id,
@@ -103,12 +103,10 @@ impl Broker {
     }
 
     fn apply(&self, image: &MetadataImage) -> Result<(), ApiError> {
-        self.replicas
-            .apply_image(image, self.now_ms())
-            .map_err(|e| {
-                tracing::error!(error = %e, "applying metadata to local logs failed");
-                ApiError::from(&e)
-            })
+        self.replicas.apply_image(image).map_err(|e| {
+            tracing::error!(error = %e, "applying metadata to local logs failed");
+            ApiError::from(&e)
+        })
     }
 
     /// Runs the periodic duties until `shutdown` fires. Owned by the server

@@ -21,8 +21,11 @@ use tokio::sync::{mpsc, watch};
 use crate::broker::Broker;
 use crate::handlers::{dispatch, Reply};
 
-const READ_BUFFER: usize = 64 * 1024;
-const WRITE_BUFFER: usize = 64 * 1024;
+// Small on purpose: 1,000 idle connections must stay cheap. Frames larger
+// than the buffer are read straight into their own allocation, and large
+// responses bypass the write buffer, so throughput does not depend on it.
+const READ_BUFFER: usize = 8 * 1024;
+const WRITE_BUFFER: usize = 8 * 1024;
 
 pub async fn serve(stream: TcpStream, broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
     let peer = stream.peer_addr().ok();
@@ -61,6 +64,7 @@ pub async fn serve(stream: TcpStream, broker: Arc<Broker>, mut shutdown: watch::
                 break;
             }
         };
+        let (api, version) = (request.api_key, request.version());
         match dispatch(&broker, request).await {
             Ok(reply) => {
                 if replies.send(reply).await.is_err() {
@@ -68,7 +72,7 @@ pub async fn serve(stream: TcpStream, broker: Arc<Broker>, mut shutdown: watch::
                 }
             }
             Err(e) => {
-                tracing::warn!(?peer, error = %e, "closing connection");
+                tracing::warn!(?peer, ?api, version, error = %e, "closing connection");
                 break;
             }
         }

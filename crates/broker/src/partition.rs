@@ -33,7 +33,6 @@ pub struct Partition {
     flush_lock: tokio::sync::Mutex<()>,
     /// Every offset below this is durable on disk.
     flushed_offset: AtomicI64,
-    last_flush_ms: AtomicI64,
 }
 
 /// What a successful append tells the produce path.
@@ -71,7 +70,6 @@ impl Partition {
         index: i32,
         log: Log,
         config: EffectiveTopicConfig,
-        now_ms: i64,
     ) -> Partition {
         let flushed = log.recovery_point();
         Partition {
@@ -83,7 +81,6 @@ impl Partition {
             hw_advanced: Notify::new(),
             flush_lock: tokio::sync::Mutex::new(()),
             flushed_offset: AtomicI64::new(flushed),
-            last_flush_ms: AtomicI64::new(now_ms),
         }
     }
 
@@ -174,7 +171,10 @@ impl Partition {
             .await
             .map_err(|e| ApiError::new(ResponseError::KafkaStorageError, e.to_string()))?;
         if let Err(e) = synced {
-            tracing::error!(topic = %self.topic, partition = self.index, error = %e, "fsync failed");
+            // The kernel may have dropped the dirty pages: a retry could
+            // report success for lost data, so the log is fenced.
+            self.log.lock().fence();
+            tracing::error!(topic = %self.topic, partition = self.index, error = %e, "fsync failed; partition fenced");
             return Err(ApiError::new(
                 ResponseError::KafkaStorageError,
                 e.to_string(),
@@ -182,19 +182,12 @@ impl Partition {
         }
         self.log.lock().mark_flushed(up_to);
         self.flushed_offset.fetch_max(up_to, Ordering::AcqRel);
-        self.last_flush_ms
-            .store(crate::clock::SystemClock.now_ms(), Ordering::Relaxed);
         Ok(())
     }
 
-    /// Flushes if `flush.ms` has elapsed since the last flush and there is
-    /// unflushed data.
+    /// Flushes if the flush policy (`flush.ms`, `flush.messages`) says so.
     pub async fn flush_if_due(&self, now_ms: i64) -> Result<(), ApiError> {
-        let flush_ms = self.config().flush_ms;
-        let last = self.last_flush_ms.load(Ordering::Relaxed);
-        let due = now_ms.saturating_sub(last) as u64 >= flush_ms;
-        let dirty = self.log.lock().log_end_offset() > self.flushed_offset.load(Ordering::Acquire);
-        if due && dirty {
+        if self.log.lock().flush_due(now_ms) {
             let _guard = self.flush_lock.lock().await;
             self.flush_now().await?;
         }
@@ -284,8 +277,6 @@ impl Partition {
             .delete_expired_segments(now_ms, config.retention_ms, config.retention_bytes)
     }
 }
-
-use crate::clock::Clock;
 
 /// The checks Kafka makes on a v3+ Produce partition before appending,
 /// without decoding records: exactly one intact magic-v2 batch (see

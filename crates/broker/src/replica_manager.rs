@@ -69,7 +69,7 @@ impl ReplicaManager {
     /// Makes the hosted partitions match `image`: deletes logs of topics
     /// that are gone, opens or creates logs of topics that are new, and
     /// updates configs of the rest.
-    pub fn apply_image(&self, image: &MetadataImage, now_ms: i64) -> Result<(), StorageError> {
+    pub fn apply_image(&self, image: &MetadataImage) -> Result<(), StorageError> {
         let removed: Vec<TopicPartitions> = {
             let mut topics = self.topics.write();
             let gone: Vec<Uuid> = topics
@@ -96,7 +96,7 @@ impl ReplicaManager {
                     }
                 }
                 _ => {
-                    let opened = self.open_topic(topic, &config, now_ms)?;
+                    let opened = self.open_topic(topic, &config)?;
                     self.topics.write().insert(topic.topic_id, opened);
                 }
             }
@@ -108,7 +108,6 @@ impl ReplicaManager {
         &self,
         topic: &TopicImage,
         config: &EffectiveTopicConfig,
-        now_ms: i64,
     ) -> Result<TopicPartitions, StorageError> {
         let mut partitions = Vec::with_capacity(topic.partitions.len());
         for &index in topic.partitions.keys() {
@@ -133,7 +132,6 @@ impl ReplicaManager {
                 index,
                 log,
                 config.clone(),
-                now_ms,
             )));
         }
         Ok(partitions.into())

@@ -222,6 +222,20 @@ impl EffectiveTopicConfig {
     }
 }
 
+impl EffectiveTopicConfig {
+    /// The subset of settings the storage engine acts on.
+    pub fn log_config(&self) -> odradek_storage::LogConfig {
+        odradek_storage::LogConfig {
+            segment_bytes: self.segment_bytes,
+            segment_ms: self.segment_ms,
+            index_interval_bytes: self.index_interval_bytes,
+            segment_index_bytes: self.segment_index_bytes,
+            flush_messages: self.flush_messages,
+            flush_ms: self.flush_ms,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -260,20 +274,5 @@ mod tests {
         assert!(validate("cleanup.policy", "shred").is_err());
         assert!(validate("no.such.config", "1").is_err());
         assert!(validate("segment.bytes", "1024").is_err());
-    }
-}
-
-impl EffectiveTopicConfig {
-    /// The subset of settings the storage engine acts on.
-    pub fn log_config(&self) -> odradek_storage::LogConfig {
-        odradek_storage::LogConfig {
-            segment_bytes: self.segment_bytes,
-            segment_ms: self.segment_ms,
-            index_interval_bytes: self.index_interval_bytes,
-            segment_index_bytes: self.segment_index_bytes,
-            flush_messages: self.flush_messages,
-            flush_ms: self.flush_ms,
-            ..Default::default()
-        }
     }
 }

@@ -51,7 +51,12 @@ pub fn handle(broker: &Arc<Broker>, req: &RawRequest) -> Result<Reply, RequestEr
                         Ok(found) => response
                             .with_offset(found.offset)
                             .with_timestamp(found.timestamp)
-                            .with_leader_epoch(if found.offset >= 0 { 0 } else { -1 }),
+                            // v4+ carries the epoch of the found offset.
+                            .with_leader_epoch(if found.offset >= 0 && req.version() >= 4 {
+                                0
+                            } else {
+                                -1
+                            }),
                         Err(e) => response
                             .with_error_code(e.code())
                             .with_offset(-1)

@@ -32,7 +32,7 @@ pub fn handle(broker: &Arc<Broker>, req: &RawRequest) -> Result<Reply, RequestEr
             .partition_data
             .iter()
             .map(|pd| {
-                let outcome = if !matches!(acks, -1 | 0 | 1) {
+                let outcome = if !(-1..=1).contains(&acks) {
                     Err(ApiError::new(
                         ResponseError::InvalidRequiredAcks,
                         format!("acks={acks} is not one of -1, 0, 1"),
