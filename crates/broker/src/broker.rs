@@ -12,6 +12,7 @@ use crate::clock::Clock;
 use crate::config::BrokerConfig;
 use crate::controller::{Controller, NewTopic, TopicDefaults};
 use crate::errors::ApiError;
+use crate::groups::{GroupService, OFFSETS_TOPIC};
 use crate::meta_properties;
 use crate::replica_manager::ReplicaManager;
 
@@ -20,6 +21,7 @@ pub struct Broker {
     pub cluster_id: String,
     pub controller: Controller,
     pub replicas: ReplicaManager,
+    pub groups: Arc<GroupService>,
     pub clock: Arc<dyn Clock>,
 }
 
@@ -31,6 +33,8 @@ pub enum StartError {
     Metadata(#[from] odradek_metadata::MetadataLogError),
     #[error(transparent)]
     Storage(#[from] odradek_storage::StorageError),
+    #[error("cannot load group coordinators: {0}")]
+    Groups(String),
 }
 
 impl Broker {
@@ -54,13 +58,20 @@ impl Broker {
         let image = controller.image();
         replicas.remove_orphan_dirs(&image)?;
         replicas.apply_image(&image)?;
-        Ok(Broker {
+        let groups = Arc::new(GroupService::new(config.groups.clone()));
+        let broker = Broker {
             config,
             cluster_id,
             controller,
             replicas,
+            groups,
             clock,
-        })
+        };
+        broker
+            .groups
+            .load_existing(&broker)
+            .map_err(|e| StartError::Groups(format!("{e:?}")))?;
+        Ok(broker)
     }
 
     pub fn now_ms(&self) -> i64 {
@@ -80,18 +91,43 @@ impl Broker {
     }
 
     /// Creates a topic through the controller and opens its logs here.
+    /// Internal topics are created by the broker itself, never on request.
     pub fn create_topic(
         &self,
         spec: &NewTopic,
         validate_only: bool,
     ) -> Result<Arc<TopicImage>, ApiError> {
+        if is_internal_topic(&spec.name) {
+            return Err(ApiError::new(
+                ResponseError::InvalidRequest,
+                format!("creation of internal topic {} is prohibited", spec.name),
+            ));
+        }
         self.controller
             .create_topic(spec, &self.topic_defaults(), validate_only, |image| {
                 self.apply(image)
             })
     }
 
+    /// Creates an internal topic (`__consumer_offsets`).
+    pub fn create_internal_topic(&self, spec: &NewTopic) -> Result<Arc<TopicImage>, ApiError> {
+        self.controller
+            .create_topic(spec, &self.topic_defaults(), false, |image| {
+                self.apply(image)
+            })
+    }
+
     pub fn delete_topic(&self, topic_id: uuid::Uuid) -> Result<(), ApiError> {
+        if self
+            .image()
+            .topic_by_id(&topic_id)
+            .is_some_and(|t| is_internal_topic(&t.name))
+        {
+            return Err(ApiError::new(
+                ResponseError::InvalidRequest,
+                "internal topics cannot be deleted",
+            ));
+        }
         if !self.config.delete_topic_enable {
             return Err(ApiError::new(
                 ResponseError::TopicDeletionDisabled,
@@ -172,4 +208,10 @@ impl Broker {
             tracing::error!(error = %e, "writing checkpoints at shutdown failed");
         }
     }
+}
+
+/// Topics the broker owns; clients may read them but never write, create
+/// or delete them.
+pub fn is_internal_topic(name: &str) -> bool {
+    name == OFFSETS_TOPIC
 }

@@ -100,6 +100,8 @@ pub struct BrokerConfig {
     pub log_retention_check_interval_ms: u64,
     /// Broker-level defaults for topic configs, keyed by *topic* config name.
     pub topic_defaults: BTreeMap<String, String>,
+    /// The group coordinator and its `__consumer_offsets` topic.
+    pub groups: crate::groups::GroupServiceConfig,
 }
 
 /// Broker config names that set a topic config default (Kafka's mapping).
@@ -151,6 +153,16 @@ const BROKER_DEFAULTS: &[(&str, &str)] = &[
     ("log.flush.offset.checkpoint.interval.ms", "60000"),
     ("replica.high.watermark.checkpoint.interval.ms", "5000"),
     ("log.retention.check.interval.ms", "300000"),
+    ("offsets.topic.num.partitions", "50"),
+    ("offsets.topic.replication.factor", "3"),
+    ("offsets.topic.segment.bytes", "104857600"),
+    ("group.initial.rebalance.delay.ms", "3000"),
+    ("group.min.session.timeout.ms", "6000"),
+    ("group.max.session.timeout.ms", "1800000"),
+    ("group.max.size", "2147483647"),
+    ("offset.metadata.max.bytes", "4096"),
+    ("offsets.retention.minutes", "10080"),
+    ("offsets.retention.check.interval.ms", "600000"),
 ];
 
 /// Accepted alternative spellings that Kafka also accepts (`log.dir` for
@@ -286,6 +298,41 @@ impl BrokerConfig {
             )? as u64,
             log_retention_check_interval_ms: int("log.retention.check.interval.ms", 1, i64::MAX)?
                 as u64,
+            groups: crate::groups::GroupServiceConfig {
+                num_partitions: int("offsets.topic.num.partitions", 1, 100_000)? as i32,
+                replication_factor: int("offsets.topic.replication.factor", 1, i16::MAX as i64)?
+                    as i16,
+                segment_bytes: int("offsets.topic.segment.bytes", 1_048_576, i32::MAX as i64)?
+                    as u64,
+                core: odradek_group::GroupConfig {
+                    group_initial_rebalance_delay_ms: int(
+                        "group.initial.rebalance.delay.ms",
+                        0,
+                        i64::MAX,
+                    )?,
+                    group_min_session_timeout_ms: int(
+                        "group.min.session.timeout.ms",
+                        0,
+                        i32::MAX as i64,
+                    )? as i32,
+                    group_max_session_timeout_ms: int(
+                        "group.max.session.timeout.ms",
+                        0,
+                        i32::MAX as i64,
+                    )? as i32,
+                    group_max_size: int("group.max.size", 1, i32::MAX as i64)? as usize,
+                    offset_metadata_max_bytes: int("offset.metadata.max.bytes", 0, i32::MAX as i64)?
+                        as usize,
+                    offsets_retention_ms: int("offsets.retention.minutes", 1, i32::MAX as i64)?
+                        * 60_000,
+                    offsets_retention_check_interval_ms: int(
+                        "offsets.retention.check.interval.ms",
+                        1,
+                        i64::MAX,
+                    )?,
+                    ..Default::default()
+                },
+            },
             topic_defaults,
         })
     }

@@ -29,6 +29,7 @@ const WRITE_BUFFER: usize = 8 * 1024;
 
 pub async fn serve(stream: TcpStream, broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
     let peer = stream.peer_addr().ok();
+    let peer_host = peer.map_or_else(String::new, |p| format!("/{}", p.ip()));
     let _ = stream.set_nodelay(true);
     let (read_half, write_half) = stream.into_split();
     let (replies, pending) = mpsc::channel::<Reply>(broker.config.queued_max_requests);
@@ -65,7 +66,7 @@ pub async fn serve(stream: TcpStream, broker: Arc<Broker>, mut shutdown: watch::
             }
         };
         let (api, version) = (request.api_key, request.version());
-        match dispatch(&broker, request).await {
+        match dispatch(&broker, request, &peer_host).await {
             Ok(reply) => {
                 if replies.send(reply).await.is_err() {
                     break; // writer gone: the peer stopped reading

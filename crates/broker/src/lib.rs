@@ -9,6 +9,7 @@ pub mod config;
 pub mod connection;
 pub mod controller;
 pub mod errors;
+pub mod groups;
 pub mod handlers;
 pub mod meta_properties;
 pub mod partition;

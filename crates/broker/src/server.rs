@@ -95,6 +95,12 @@ async fn serve(listener: TcpListener, broker: Arc<Broker>, shutdown: watch::Rece
     // Connection tasks are owned by this set; shutdown drains it.
     let mut connections = JoinSet::new();
     let background = tokio::spawn(broker.clone().run_background(shutdown.clone()));
+    let group_timers = tokio::spawn(
+        broker
+            .groups
+            .clone()
+            .run_timers(broker.clone(), shutdown.clone()),
+    );
     let mut stop = shutdown.clone();
     loop {
         // Like Kafka, stop accepting while at max.connections rather than
@@ -135,6 +141,7 @@ async fn serve(listener: TcpListener, broker: Arc<Broker>, shutdown: watch::Rece
         connections.shutdown().await;
     }
     let _ = background.await;
+    let _ = group_timers.await;
     broker.flush_and_checkpoint().await;
     tracing::info!("shutdown complete");
 }

@@ -89,6 +89,16 @@ fn lookup_topic(
     if !(allow_auto_create && broker.config.auto_create_topics_enable) {
         return error_entry(ResponseError::UnknownTopicOrPartition);
     }
+    if crate::broker::is_internal_topic(name) {
+        // Kafka creates internal topics with their own settings on demand.
+        return match broker.groups.ensure_loaded(broker) {
+            Ok(()) => broker.image().topic(name).map_or_else(
+                || error_entry(ResponseError::LeaderNotAvailable),
+                |t| topic_entry(t),
+            ),
+            Err(e) => error_entry(e.code),
+        };
+    }
     let spec = NewTopic {
         name: name.to_string(),
         num_partitions: -1,

@@ -5,11 +5,22 @@
 
 mod api_versions;
 mod create_topics;
+mod delete_groups;
 mod delete_topics;
+mod describe_groups;
 mod fetch;
+mod find_coordinator;
+mod heartbeat;
+mod join_group;
+mod leave_group;
+mod list_groups;
 mod list_offsets;
 mod metadata;
+mod offset_commit;
+mod offset_delete;
+mod offset_fetch;
 mod produce;
+mod sync_group;
 
 use std::sync::Arc;
 
@@ -30,6 +41,18 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ApiVersions, 0, 4),
     (ApiKey::CreateTopics, 2, 7),
     (ApiKey::DeleteTopics, 1, 6),
+    // v10 addresses topics by id, which the group core does not yet map.
+    (ApiKey::OffsetCommit, 2, 9),
+    (ApiKey::OffsetFetch, 1, 9),
+    (ApiKey::FindCoordinator, 0, 6),
+    (ApiKey::JoinGroup, 0, 9),
+    (ApiKey::Heartbeat, 0, 4),
+    (ApiKey::LeaveGroup, 0, 5),
+    (ApiKey::SyncGroup, 0, 5),
+    (ApiKey::DescribeGroups, 0, 6),
+    (ApiKey::ListGroups, 0, 5),
+    (ApiKey::DeleteGroups, 0, 2),
+    (ApiKey::OffsetDelete, 0, 0),
 ];
 
 pub fn supported_range(api_key: ApiKey) -> Option<(i16, i16)> {
@@ -72,7 +95,12 @@ pub enum RequestError {
     Encode(#[from] odradek_protocol::frame::EncodeError),
 }
 
-pub async fn dispatch(broker: &Arc<Broker>, req: RawRequest) -> Result<Reply, RequestError> {
+/// `peer` is the client's address as Kafka prints it (`/127.0.0.1`).
+pub async fn dispatch(
+    broker: &Arc<Broker>,
+    req: RawRequest,
+    peer: &str,
+) -> Result<Reply, RequestError> {
     let version = req.version();
     let supported = supported_range(req.api_key);
     let in_range = supported.is_some_and(|(min, max)| (min..=max).contains(&version));
@@ -95,6 +123,17 @@ pub async fn dispatch(broker: &Arc<Broker>, req: RawRequest) -> Result<Reply, Re
         ApiKey::Produce => produce::handle(broker, &req),
         ApiKey::Fetch => fetch::handle(broker, &req).await,
         ApiKey::ListOffsets => list_offsets::handle(broker, &req),
+        ApiKey::FindCoordinator => find_coordinator::handle(broker, &req),
+        ApiKey::JoinGroup => join_group::handle(broker, &req, peer),
+        ApiKey::SyncGroup => sync_group::handle(broker, &req),
+        ApiKey::Heartbeat => heartbeat::handle(broker, &req),
+        ApiKey::LeaveGroup => leave_group::handle(broker, &req),
+        ApiKey::OffsetCommit => offset_commit::handle(broker, &req),
+        ApiKey::OffsetFetch => offset_fetch::handle(broker, &req),
+        ApiKey::ListGroups => list_groups::handle(broker, &req),
+        ApiKey::DescribeGroups => describe_groups::handle(broker, &req),
+        ApiKey::DeleteGroups => delete_groups::handle(broker, &req),
+        ApiKey::OffsetDelete => offset_delete::handle(broker, &req),
         other => Err(RequestError::UnsupportedVersion {
             api: other,
             version,

@@ -129,6 +129,12 @@ fn append_one(
     let partition = topic_id
         .and_then(|id| broker.replicas.partition(&id, index))
         .ok_or(ApiError::bare(unknown))?;
+    if crate::broker::is_internal_topic(&partition.topic) {
+        return Err(ApiError::new(
+            ResponseError::InvalidTopicException,
+            format!("cannot append to internal topic {}", partition.topic),
+        ));
+    }
     let records = records
         .ok_or_else(|| ApiError::new(ResponseError::InvalidRecord, "partition has null records"))?;
     let appended = partition.append(records, acks, now_ms)?;

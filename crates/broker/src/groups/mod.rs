@@ -1,0 +1,338 @@
+//! The group coordinator's shell: routes each group to its
+//! `__consumer_offsets` partition, runs the I/O-free core
+//! (`odradek_group::GroupCoordinator`) for that partition, persists the
+//! records it emits through the partition log, and answers parked
+//! JoinGroup/SyncGroup requests when the core says so.
+//!
+//! Ownership: `GroupService` is owned by `Broker`. Each loaded partition
+//! is a `Slot` whose core sits behind a mutex held only for the core call
+//! and the log append (never across an await), so records reach the log
+//! in the order the core produced them. The timer task (`run_timers`) is
+//! spawned by the server and stops with it.
+
+mod load;
+mod persist;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use kafka_protocol::error::ResponseError;
+use odradek_group::{Effect, GroupConfig, GroupCoordinator, GroupError, Output, ResponseToken};
+use parking_lot::Mutex;
+use tokio::sync::{oneshot, Notify};
+
+use crate::broker::Broker;
+use crate::controller::NewTopic;
+use crate::errors::ApiError;
+use crate::partition::Partition;
+
+pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
+
+/// Settings of the offsets topic and the coordinator, Kafka's names.
+#[derive(Debug, Clone)]
+pub struct GroupServiceConfig {
+    /// `offsets.topic.num.partitions` (50).
+    pub num_partitions: i32,
+    /// `offsets.topic.replication.factor` (3 in Kafka; capped at the live
+    /// broker count so a single node works out of the box).
+    pub replication_factor: i16,
+    /// `offsets.topic.segment.bytes` (100 MiB).
+    pub segment_bytes: u64,
+    pub core: GroupConfig,
+}
+
+pub struct GroupService {
+    config: GroupServiceConfig,
+    /// Empty until the offsets topic exists; then one slot per partition.
+    slots: parking_lot::RwLock<Vec<Arc<Slot>>>,
+    /// Serialises creating and loading the offsets topic.
+    init: Mutex<()>,
+    next_token: AtomicU64,
+    /// Poked after every core call: a call may move the earliest deadline.
+    timers_changed: Notify,
+}
+
+struct Slot {
+    partition: Arc<Partition>,
+    inner: Mutex<SlotInner>,
+}
+
+struct SlotInner {
+    core: GroupCoordinator,
+    parked: HashMap<ResponseToken, oneshot::Sender<Effect>>,
+}
+
+impl GroupService {
+    pub fn new(config: GroupServiceConfig) -> GroupService {
+        GroupService {
+            config,
+            slots: parking_lot::RwLock::new(Vec::new()),
+            init: Mutex::new(()),
+            next_token: AtomicU64::new(1),
+            timers_changed: Notify::new(),
+        }
+    }
+
+    pub fn num_partitions(&self) -> i32 {
+        self.config.num_partitions
+    }
+
+    /// Loads the coordinators if the offsets topic exists (start-up).
+    pub fn load_existing(&self, broker: &Broker) -> Result<(), ApiError> {
+        if broker.image().topic(OFFSETS_TOPIC).is_some() {
+            self.ensure_loaded(broker)?;
+        }
+        Ok(())
+    }
+
+    /// Creates the offsets topic on first use (as Kafka does on the first
+    /// FindCoordinator) and loads every partition's coordinator.
+    pub fn ensure_loaded(&self, broker: &Broker) -> Result<(), ApiError> {
+        if !self.slots.read().is_empty() {
+            return Ok(());
+        }
+        let _init = self.init.lock();
+        if !self.slots.read().is_empty() {
+            return Ok(());
+        }
+        let topic = match broker.image().topic(OFFSETS_TOPIC).cloned() {
+            Some(t) => t,
+            None => {
+                let live = broker.topic_defaults().live_brokers.len() as i16;
+                let spec = NewTopic {
+                    name: OFFSETS_TOPIC.to_string(),
+                    num_partitions: self.config.num_partitions,
+                    replication_factor: self.config.replication_factor.min(live).max(1),
+                    assignments: Default::default(),
+                    configs: vec![
+                        ("cleanup.policy".into(), Some("compact".into())),
+                        ("compression.type".into(), Some("producer".into())),
+                        (
+                            "segment.bytes".into(),
+                            Some(self.config.segment_bytes.to_string()),
+                        ),
+                    ],
+                };
+                match broker.create_internal_topic(&spec) {
+                    Ok(t) => t,
+                    Err(e) if e.code == ResponseError::TopicAlreadyExists => {
+                        broker.image().topic(OFFSETS_TOPIC).cloned().ok_or(e)?
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        };
+        let now = broker.now_ms();
+        let mut slots = Vec::with_capacity(topic.partitions.len());
+        for &index in topic.partitions.keys() {
+            let partition = broker
+                .replicas
+                .partition(&topic.topic_id, index)
+                .ok_or_else(|| {
+                    ApiError::new(
+                        ResponseError::CoordinatorNotAvailable,
+                        "offsets partition missing",
+                    )
+                })?;
+            let core = load::replay_partition(&partition, self.config.core.clone())?;
+            let slot = Arc::new(Slot {
+                partition,
+                inner: Mutex::new(SlotInner {
+                    core,
+                    parked: HashMap::new(),
+                }),
+            });
+            // Effects of loading (expired members) have no parked requests
+            // yet; their records still need persisting.
+            let out = slot.inner.lock().core.on_loaded(now);
+            if !out.records.is_empty() {
+                persist::append(&slot.partition, &out.records, now)?;
+            }
+            slots.push(slot);
+        }
+        tracing::info!(partitions = slots.len(), "group coordinators loaded");
+        *self.slots.write() = slots;
+        self.timers_changed.notify_one();
+        Ok(())
+    }
+
+    fn slot_for(&self, group_id: &str) -> Result<Arc<Slot>, GroupError> {
+        let slots = self.slots.read();
+        if slots.is_empty() {
+            return Err(GroupError::CoordinatorNotAvailable);
+        }
+        let p = odradek_group::partition_for_group(group_id, slots.len() as i32);
+        Ok(slots[p as usize].clone())
+    }
+
+    pub fn next_token(&self) -> ResponseToken {
+        self.next_token.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Runs one call against the coordinator owning `group_id`: the core
+    /// decides, its records are appended and made durable per the flush
+    /// policy, then effects are delivered and the response returned.
+    pub async fn call<T>(
+        &self,
+        broker: &Broker,
+        group_id: &str,
+        f: impl FnOnce(&mut SlotCall<'_>, i64) -> Output<T>,
+    ) -> Result<T, GroupError> {
+        let slot = self.slot_for(group_id)?;
+        self.run(broker, &slot, f).await
+    }
+
+    async fn run<T>(
+        &self,
+        broker: &Broker,
+        slot: &Slot,
+        f: impl FnOnce(&mut SlotCall<'_>, i64) -> Output<T>,
+    ) -> Result<T, GroupError> {
+        let now = broker.now_ms();
+        let (output, durable) = {
+            let mut inner = slot.inner.lock();
+            let SlotInner { core, parked } = &mut *inner;
+            let mut call = SlotCall { core, parked };
+            let output = f(&mut call, now);
+            let durable = if output.records.is_empty() {
+                Ok(None)
+            } else {
+                persist::append(&slot.partition, &output.records, now)
+            };
+            (output, durable)
+        };
+        self.timers_changed.notify_one();
+        let flush = match durable {
+            Ok(flush) => flush,
+            Err(e) => return Err(self.fail_and_reload(slot, e)),
+        };
+        if let Some(offset) = flush {
+            if let Err(e) = slot.partition.flush_through(offset).await {
+                return Err(self.fail_and_reload(slot, e));
+            }
+        }
+        deliver(slot, output.effects);
+        Ok(output.response)
+    }
+
+    /// The core already applied a change that did not reach the log: answer
+    /// every parked request NOT_COORDINATOR (by dropping its sender) and
+    /// rebuild the core from what the log holds, as Kafka reverts to its
+    /// last committed snapshot.
+    fn fail_and_reload(&self, slot: &Slot, e: ApiError) -> GroupError {
+        tracing::error!(error = ?e, "persisting group records failed; reloading the coordinator");
+        let mut inner = slot.inner.lock();
+        inner.parked.clear();
+        match load::replay_partition(&slot.partition, self.config.core.clone()) {
+            Ok(core) => inner.core = core,
+            Err(e) => tracing::error!(error = ?e, "reloading the coordinator failed"),
+        }
+        GroupError::NotCoordinator
+    }
+
+    /// Parks a request: the returned receiver gets the core's answer.
+    pub fn park(call: &mut SlotCall<'_>, token: ResponseToken) -> oneshot::Receiver<Effect> {
+        let (tx, rx) = oneshot::channel();
+        call.parked.insert(token, tx);
+        rx
+    }
+
+    /// Reads across every loaded coordinator (ListGroups).
+    pub fn for_each_core<R>(&self, mut f: impl FnMut(&GroupCoordinator) -> R) -> Vec<R> {
+        self.slots
+            .read()
+            .iter()
+            .map(|s| f(&s.inner.lock().core))
+            .collect()
+    }
+
+    /// Reads the coordinator owning `group_id` without changing it.
+    pub fn with_core<R>(
+        &self,
+        group_id: &str,
+        f: impl FnOnce(&GroupCoordinator) -> R,
+    ) -> Result<R, GroupError> {
+        let slot = self.slot_for(group_id)?;
+        let inner = slot.inner.lock();
+        Ok(f(&inner.core))
+    }
+
+    /// A call that changes only timers (Heartbeat): no records, no effects.
+    pub fn with_core_mut<R>(
+        &self,
+        group_id: &str,
+        f: impl FnOnce(&mut GroupCoordinator) -> R,
+    ) -> Result<R, GroupError> {
+        let slot = self.slot_for(group_id)?;
+        let r = f(&mut slot.inner.lock().core);
+        self.timers_changed.notify_one();
+        Ok(r)
+    }
+
+    /// Fires session, rebalance and retention timers. Owned by the server;
+    /// ends when `shutdown` fires.
+    pub async fn run_timers(
+        self: Arc<Self>,
+        broker: Arc<Broker>,
+        mut shutdown: tokio::sync::watch::Receiver<bool>,
+    ) {
+        loop {
+            let now = broker.now_ms();
+            let slots: Vec<Arc<Slot>> = self.slots.read().clone();
+            let next = slots
+                .iter()
+                .filter_map(|s| s.inner.lock().core.next_deadline())
+                .min();
+            let wait_ms = next.map_or(1_000, |d| (d - now).clamp(0, 1_000)) as u64;
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(wait_ms)) => {}
+                _ = self.timers_changed.notified() => continue,
+                _ = shutdown.changed() => return,
+            }
+            let now = broker.now_ms();
+            for slot in &slots {
+                let due = slot
+                    .inner
+                    .lock()
+                    .core
+                    .next_deadline()
+                    .is_some_and(|d| d <= now);
+                if due {
+                    if let Err(e) = self
+                        .run(&broker, slot, |call, now| call.core.tick(now))
+                        .await
+                    {
+                        tracing::warn!(error = ?e, "group timer failed");
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// What a call closure may touch: the core and the parked-request table.
+pub struct SlotCall<'a> {
+    pub core: &'a mut GroupCoordinator,
+    parked: &'a mut HashMap<ResponseToken, oneshot::Sender<Effect>>,
+}
+
+fn token_of(effect: &Effect) -> ResponseToken {
+    match effect {
+        Effect::CompleteJoin { token, .. } | Effect::CompleteSync { token, .. } => *token,
+    }
+}
+
+fn deliver(slot: &Slot, effects: Vec<Effect>) {
+    if effects.is_empty() {
+        return;
+    }
+    let mut inner = slot.inner.lock();
+    for effect in effects {
+        if let Some(tx) = inner.parked.remove(&token_of(&effect)) {
+            // The requester may have gone away (connection closed).
+            let _ = tx.send(effect);
+        }
+    }
+}

@@ -1,0 +1,48 @@
+//! JoinGroup (key 11): parked until the rebalance completes.
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::JoinGroupRequest;
+use odradek_group::{wire, Effect, GroupError, JoinResponse};
+use odradek_protocol::frame::RawRequest;
+
+use super::{decode, respond, Reply, RequestError};
+use crate::broker::Broker;
+use crate::groups::GroupService;
+
+pub fn handle(broker: &Arc<Broker>, req: &RawRequest, peer: &str) -> Result<Reply, RequestError> {
+    let request: JoinGroupRequest = decode(req)?;
+    let version = req.version();
+    let client_id = req
+        .header
+        .client_id
+        .as_ref()
+        .map_or("", |c| c.as_str())
+        .to_string();
+    let join = wire::join_request(&request, version, &client_id, peer);
+    let member_id = join.member_id.clone();
+    let group_id = join.group_id.clone();
+    let broker = broker.clone();
+    let req = req.clone();
+    Ok(Reply::Later(Box::pin(async move {
+        let token = broker.groups.next_token();
+        let mut parked = None;
+        let outcome = broker
+            .groups
+            .call(&broker, &group_id, |call, now| {
+                parked = Some(GroupService::park(call, token));
+                call.core.join_group(now, token, join)
+            })
+            .await;
+        let response = match (outcome, parked) {
+            (Err(e), _) => JoinResponse::error(member_id, e),
+            (Ok(()), Some(rx)) => match rx.await {
+                Ok(Effect::CompleteJoin { response, .. }) => response,
+                // Unloaded or reloaded before the rebalance completed.
+                _ => JoinResponse::error(member_id, GroupError::NotCoordinator),
+            },
+            (Ok(()), None) => JoinResponse::error(member_id, GroupError::NotCoordinator),
+        };
+        respond(&req, &wire::join_response(&response, version)).unwrap_or_default()
+    })))
+}
