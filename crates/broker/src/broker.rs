@@ -23,7 +23,13 @@ pub struct Broker {
     pub replicas: ReplicaManager,
     pub groups: Arc<GroupService>,
     pub clock: Arc<dyn Clock>,
+    /// Producer ids reserved from the controller and not yet handed out.
+    producer_ids: parking_lot::Mutex<std::ops::Range<i64>>,
 }
+
+/// Producer ids are reserved from the controller in blocks of this size,
+/// as Kafka's AllocateProducerIds does.
+const PRODUCER_ID_BLOCK: i64 = 1000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -66,6 +72,7 @@ impl Broker {
             replicas,
             groups,
             clock,
+            producer_ids: parking_lot::Mutex::new(0..0),
         };
         broker
             .groups
@@ -115,6 +122,17 @@ impl Broker {
             .create_topic(spec, &self.topic_defaults(), false, |image| {
                 self.apply(image)
             })
+    }
+
+    /// A producer id never handed out before (InitProducerId).
+    pub fn new_producer_id(&self) -> Result<i64, ApiError> {
+        let mut ids = self.producer_ids.lock();
+        if ids.is_empty() {
+            *ids = self.controller.allocate_producer_ids(PRODUCER_ID_BLOCK)?;
+        }
+        let id = ids.start;
+        ids.start += 1;
+        Ok(id)
     }
 
     pub fn delete_topic(&self, topic_id: uuid::Uuid) -> Result<(), ApiError> {

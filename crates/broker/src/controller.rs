@@ -89,6 +89,24 @@ impl Controller {
         Ok(created)
     }
 
+    /// Reserves the next `count` producer ids for this broker. The
+    /// reservation is durable before any id is handed out, so ids are never
+    /// reused after a restart (unused ones in a block are skipped).
+    pub fn allocate_producer_ids(&self, count: i64) -> Result<std::ops::Range<i64>, ApiError> {
+        let mut log = self.log.lock();
+        let image = self.image();
+        let start = image.next_producer_id();
+        let record = MetadataRecord::ProducerIds {
+            next_producer_id: start + count,
+        };
+        log.append(std::slice::from_ref(&record))
+            .map_err(metadata_io)?;
+        let mut next = (*image).clone();
+        next.apply(&record);
+        *self.image.write() = Arc::new(next);
+        Ok(start..start + count)
+    }
+
     /// Deletes a topic by id.
     pub fn delete_topic(
         &self,

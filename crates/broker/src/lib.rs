@@ -13,6 +13,7 @@ pub mod groups;
 pub mod handlers;
 pub mod meta_properties;
 pub mod partition;
+pub mod producer_state;
 pub mod replica_manager;
 pub mod server;
 pub mod topic_config;

@@ -17,6 +17,7 @@ use tokio::sync::Notify;
 use uuid::Uuid;
 
 use crate::errors::ApiError;
+use crate::producer_state::{ProducerState, Verdict};
 use crate::topic_config::{EffectiveTopicConfig, TimestampType};
 
 pub struct Partition {
@@ -25,6 +26,9 @@ pub struct Partition {
     pub index: i32,
     config: RwLock<Arc<EffectiveTopicConfig>>,
     log: Mutex<Log>,
+    /// Idempotent producers' sequences. Locked only while `log` is held,
+    /// so the check, the append and the update are one step.
+    producers: Mutex<ProducerState>,
     /// Woken whenever the high watermark advances. Fetches waiting for
     /// `min_bytes` register here; nobody polls.
     hw_advanced: Notify,
@@ -72,12 +76,14 @@ impl Partition {
         config: EffectiveTopicConfig,
     ) -> Partition {
         let flushed = log.recovery_point();
+        let producers = rebuild_producer_state(&log);
         Partition {
             topic,
             topic_id,
             index,
             config: RwLock::new(Arc::new(config)),
             log: Mutex::new(log),
+            producers: Mutex::new(producers),
             hw_advanced: Notify::new(),
             flush_lock: tokio::sync::Mutex::new(()),
             flushed_offset: AtomicI64::new(flushed),
@@ -125,9 +131,27 @@ impl Partition {
             TimestampType::CreateTime => -1,
         };
         let mut log = self.log.lock();
+        let mut producers = self.producers.lock();
+        if let Verdict::Duplicate {
+            first_offset,
+            last_offset,
+        } = producers.check(&header)?
+        {
+            // KIP-98: a retry of a batch already in the log is acknowledged
+            // again with its original offsets and not appended twice.
+            return Ok(Appended {
+                base_offset: first_offset,
+                last_offset,
+                log_append_time_ms,
+                log_start_offset: log.log_start_offset(),
+                must_flush: log.flush_due(now_ms),
+            });
+        }
         let info = log
             .append(&mut owned, now_ms)
             .map_err(|e| ApiError::from(&e))?;
+        producers.record(&header, info.first_offset, info.last_offset);
+        drop(producers);
         // Single replica: the high watermark follows the log end at once.
         let leo = log.log_end_offset();
         log.set_high_watermark(leo);
@@ -330,4 +354,35 @@ fn batch_error(e: BatchError) -> ApiError {
         | BatchError::InvalidSequence(_) => ResponseError::InvalidRecord,
     };
     ApiError::new(code, e.to_string())
+}
+
+/// How much of the active segment one read covers while rebuilding.
+const REBUILD_CHUNK_BYTES: usize = 1 << 20;
+
+/// Rebuilds idempotent-producer state from the batch headers of the active
+/// segment. Producers whose last write is older are forgotten and treated
+/// as new (any sequence accepted), as Kafka does for expired producers.
+fn rebuild_producer_state(log: &Log) -> ProducerState {
+    let mut state = ProducerState::default();
+    let mut offset = log
+        .segment_base_offsets()
+        .last()
+        .copied()
+        .unwrap_or_else(|| log.log_start_offset())
+        .max(log.log_start_offset());
+    let end = log.log_end_offset();
+    while offset < end {
+        let bytes = match log
+            .read(offset, REBUILD_CHUNK_BYTES, end, true)
+            .map(|s| s.read())
+        {
+            Ok(Ok(b)) if !b.is_empty() => b,
+            _ => break,
+        };
+        for (_, header) in batch::iter_batches(&bytes).map_while(Result::ok) {
+            state.record(&header, header.base_offset, header.last_offset());
+            offset = header.last_offset() + 1;
+        }
+    }
+    state
 }

@@ -30,6 +30,8 @@ pub struct TopicImage {
 pub struct MetadataImage {
     topics: HashMap<Uuid, Arc<TopicImage>>,
     ids_by_name: HashMap<Arc<str>, Uuid>,
+    /// The first producer id not yet allocated to any broker.
+    next_producer_id: i64,
 }
 
 impl MetadataImage {
@@ -45,6 +47,10 @@ impl MetadataImage {
 
     pub fn topics(&self) -> impl Iterator<Item = &Arc<TopicImage>> {
         self.topics.values()
+    }
+
+    pub fn next_producer_id(&self) -> i64 {
+        self.next_producer_id
     }
 
     /// Applies one record. Records referring to unknown topics are ignored:
@@ -102,6 +108,9 @@ impl MetadataImage {
                 if let Some(topic) = self.topics.remove(topic_id) {
                     self.ids_by_name.remove(&topic.name);
                 }
+            }
+            MetadataRecord::ProducerIds { next_producer_id } => {
+                self.next_producer_id = self.next_producer_id.max(*next_producer_id);
             }
         }
     }

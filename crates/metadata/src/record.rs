@@ -30,6 +30,10 @@ pub enum MetadataRecord {
     },
     /// A topic and all its partitions are deleted.
     RemoveTopic { topic_id: Uuid },
+    /// Producer ids below `next_producer_id` have been handed out (in
+    /// blocks, as Kafka's AllocateProducerIds does), so none is reused
+    /// after a restart.
+    ProducerIds { next_producer_id: i64 },
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -46,6 +50,7 @@ const TOPIC: u8 = 1;
 const PARTITION: u8 = 2;
 const TOPIC_CONFIG: u8 = 3;
 const REMOVE_TOPIC: u8 = 4;
+const PRODUCER_IDS: u8 = 5;
 
 impl MetadataRecord {
     pub fn encode(&self, buf: &mut Vec<u8>) {
@@ -91,6 +96,10 @@ impl MetadataRecord {
                 buf.put_u8(REMOVE_TOPIC);
                 buf.put_slice(topic_id.as_bytes());
             }
+            MetadataRecord::ProducerIds { next_producer_id } => {
+                buf.put_u8(PRODUCER_IDS);
+                buf.put_i64(*next_producer_id);
+            }
         }
     }
 
@@ -119,6 +128,9 @@ impl MetadataRecord {
             },
             REMOVE_TOPIC => MetadataRecord::RemoveTopic {
                 topic_id: get_uuid(buf)?,
+            },
+            PRODUCER_IDS => MetadataRecord::ProducerIds {
+                next_producer_id: get_i64(buf)?,
             },
             other => return Err(RecordError::UnknownType(other)),
         };
@@ -162,6 +174,11 @@ fn get_i16(buf: &mut &[u8]) -> Result<i16, RecordError> {
 fn get_i32(buf: &mut &[u8]) -> Result<i32, RecordError> {
     need(buf, 4)?;
     Ok(buf.get_i32())
+}
+
+fn get_i64(buf: &mut &[u8]) -> Result<i64, RecordError> {
+    need(buf, 8)?;
+    Ok(buf.get_i64())
 }
 
 fn get_uuid(buf: &mut &[u8]) -> Result<Uuid, RecordError> {
@@ -218,6 +235,9 @@ mod tests {
                 value: None,
             },
             MetadataRecord::RemoveTopic { topic_id: id },
+            MetadataRecord::ProducerIds {
+                next_producer_id: 4000,
+            },
         ]
     }
 

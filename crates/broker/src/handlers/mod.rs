@@ -11,6 +11,7 @@ mod describe_groups;
 mod fetch;
 mod find_coordinator;
 mod heartbeat;
+mod init_producer_id;
 mod join_group;
 mod leave_group;
 mod list_groups;
@@ -53,6 +54,7 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ListGroups, 0, 5),
     (ApiKey::DeleteGroups, 0, 2),
     (ApiKey::OffsetDelete, 0, 0),
+    (ApiKey::InitProducerId, 0, 5),
 ];
 
 pub fn supported_range(api_key: ApiKey) -> Option<(i16, i16)> {
@@ -134,6 +136,7 @@ pub async fn dispatch(
         ApiKey::DescribeGroups => describe_groups::handle(broker, &req),
         ApiKey::DeleteGroups => delete_groups::handle(broker, &req),
         ApiKey::OffsetDelete => offset_delete::handle(broker, &req),
+        ApiKey::InitProducerId => init_producer_id::handle(broker, &req),
         other => Err(RequestError::UnsupportedVersion {
             api: other,
             version,
