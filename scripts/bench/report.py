@@ -52,6 +52,8 @@ def verdict(ok):
 
 def machine_table(m):
     out = []
+    out.append("Run %s, git %s. " % (m.get("timestamp", "?"), m.get("git_rev", "?")))
+    out.append("")
     out.append("Machine: %s × %s, %s GiB RAM, kernel %s; data dir on %s (%s). "
                "CPU busy before the run: %s%% (load average %s).%s" % (
                    m.get("nproc", "?"), m.get("cpu_model", "?"), m.get("mem_gib", "?"),
@@ -72,9 +74,13 @@ def machine_table(m):
         out.append("| Loopback TCP, 1 stream | %s | iperf3 |" % m.get("iperf3_error", "not measured"))
     mib = m.get("dd_mib", "?")
     for key, label, how in (
-        ("disk_seq_write_mb_s", "Disk sequential write (durable)",
+        ("disk_direct_write_mb_s", "Disk sequential write, O_DIRECT (the device)",
+         "dd bs=1M count=%s oflag=direct conv=fdatasync" % mib),
+        ("disk_seq_write_mb_s", "Disk sequential write through the page cache, then fdatasync",
          "dd bs=1M count=%s conv=fdatasync" % mib),
-        ("page_cache_write_mb_s", "Page-cache write (no fsync)", "dd bs=1M count=%s" % mib),
+        ("page_cache_write_mb_s", "Page-cache write (no fsync), first write", "dd bs=1M count=%s" % mib),
+        ("page_cache_rewrite_mb_s", "Page-cache write (no fsync), into pages just freed",
+         "the same dd again right after rm"),
         ("page_cache_read_mb_s", "Page-cache read", "dd of=/dev/null bs=1M count=%s (cached file)" % mib),
     ):
         v = m.get(key)
@@ -132,7 +138,7 @@ def row(s):
         ok, tl = None, ""
     return "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
         name, desc, fnum(rps), fnum(mbps), fnum(lat.get("p50"), 3), fnum(lat.get("p99"), 3),
-        fnum(lat.get("p999"), 3), fnum(s.get("broker_cpu_s"), 1), tl, verdict(ok), status)
+        fnum(lat.get("p999"), 3), fnum(s.get("broker_cpu_s"), 2), tl, verdict(ok), status)
 
 
 def main():

@@ -9,7 +9,9 @@ Every wait here is bounded, so a broker that stops answering fails the test
 with what was received so far instead of hanging the suite.
 """
 
+import functools
 import json
+import logging
 import subprocess
 import time
 from collections import namedtuple
@@ -24,10 +26,16 @@ Record = namedtuple("Record", "partition offset key value headers timestamp")
 
 
 # --- confluent-kafka ---------------------------------------------------------
+# librdkafka's own log lines go to Python logging, so pytest shows them only
+# with a failing test (they are delivered when the client is polled).
+RDKAFKA_LOG = logging.getLogger("rdkafka")
+
+
 def ck_conf(broker, **extra):
     conf = {"bootstrap.servers": broker.bootstrap,
             "socket.connection.setup.timeout.ms": 10000,
-            "reconnect.backoff.max.ms": 1000}
+            "reconnect.backoff.max.ms": 1000,
+            "logger": RDKAFKA_LOG}
     conf.update({k.replace("_", "."): v for k, v in extra.items()})
     return conf
 
@@ -69,17 +77,19 @@ def produce(broker, topic, messages, flush_timeout=60, **conf):
     p = Producer(ck_conf(broker, **{"linger.ms": 5, **conf}))
     acked, errors = [], []
 
-    def on_delivery(err, msg):
+    def on_delivery(sent_headers, err, msg):
+        # librdkafka's delivery reports carry no headers: take the sent ones.
         if err is not None:
             errors.append(err)
         else:
             acked.append(Record(msg.partition(), msg.offset(), msg.key(), msg.value(),
-                                _headers(msg.headers()), msg.timestamp()[1]))
+                                _headers(sent_headers), msg.timestamp()[1]))
 
     for m in messages:
+        cb = functools.partial(on_delivery, m.get("headers"))
         while True:
             try:
-                p.produce(topic, on_delivery=on_delivery, **m)
+                p.produce(topic, on_delivery=cb, **m)
                 break
             except BufferError:
                 p.poll(0.05)
@@ -161,6 +171,16 @@ def assert_healthy(broker, topic="health-check"):
     assert acked[0].offset == before
     got = consume(broker, topic, count=before + 1, timeout=20)
     assert got[-1].value == b"still-alive"
+
+
+def advertised_apis(broker):
+    """{api_key: (min, max)} from a raw ApiVersions v0 request."""
+    import kafkawire as w
+    s = w.connect(broker.port)
+    with s:
+        err, keys = w.decode_api_versions_v0(w.roundtrip(s, w.API_VERSIONS, 0, 1, b""))
+    assert err == 0
+    return keys
 
 
 # --- kafka-python ------------------------------------------------------------

@@ -51,8 +51,12 @@ class Broker:
     `restart()` reuses the port and the data directory, so clients can keep
     their bootstrap address across a restart."""
 
-    def __init__(self, workdir: Path, overrides=None, name="broker"):
+    def __init__(self, workdir: Path, overrides=None, name="broker", env=None, args=(),
+                 set_log_dirs=True):
         self.name = name
+        self.env = dict(env or {})
+        self.args = list(args)
+        self.set_log_dirs = set_log_dirs
         self.workdir = workdir
         self.data_dir = workdir / "data"
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -72,9 +76,10 @@ class Broker:
         return self.proc.pid
 
     def command(self):
-        cmd = [broker_binary(), "serve",
-               "--override", f"listeners=PLAINTEXT://127.0.0.1:{self.port}",
-               "--override", f"log.dirs={self.data_dir}"]
+        cmd = [broker_binary(), "serve", *self.args,
+               "--override", f"listeners=PLAINTEXT://127.0.0.1:{self.port}"]
+        if self.set_log_dirs:
+            cmd += ["--override", f"log.dirs={self.data_dir}"]
         for k, v in self.overrides.items():
             cmd += ["--override", f"{k}={v}"]
         return cmd
@@ -84,6 +89,7 @@ class Broker:
         env = {k: v for k, v in os.environ.items() if not k.startswith("ODRADEK_")}
         env.setdefault("RUST_BACKTRACE", "1")
         env.setdefault("NO_COLOR", "1")
+        env.update(self.env)
         self.starts += 1
         log = open(self.log_path, "ab")
         log.write(f"\n===== start #{self.starts}: {' '.join(self.command())}\n".encode())
@@ -116,19 +122,20 @@ class Broker:
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
-    def stop(self, timeout=STOP_TIMEOUT_S) -> int:
-        """SIGTERM and wait; returns the exit code. SIGKILLs and fails if it hangs."""
+    def stop(self, timeout=STOP_TIMEOUT_S, sig=signal.SIGTERM) -> int:
+        """SIGTERM (or `sig`) and wait; returns the exit code. SIGKILLs and
+        fails if it hangs."""
         if self.proc is None:
             return 0
         self._expected_exit = True
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
+            self.proc.send_signal(sig)
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-                raise BrokerError(f"{self.name} did not exit within {timeout}s of SIGTERM\n"
+                raise BrokerError(f"{self.name} did not exit within {timeout}s of {sig!r}\n"
                                   f"{self.log_tail()}")
         return self.proc.returncode
 
@@ -176,16 +183,19 @@ def start_broker(request, tmp_path):
     brokers = []
     request.node._odradek_brokers = brokers
 
-    def start(overrides=None, name=None):
+    def start(overrides=None, name=None, start=True, **kw):
         name = name or f"broker{len(brokers)}"
-        b = Broker(tmp_path / name, overrides, name)
+        b = Broker(tmp_path / name, overrides, name, **kw)
         brokers.append(b)
-        return b.start()
+        return b.start() if start else b
 
     yield start
 
     problems = []
     for b in brokers:
+        # Drop the cached AdminClient (clients.admin) before the broker goes,
+        # or its threads keep reconnecting to a dead port for the whole session.
+        b._admin_client = None
         code = b.crashed()
         if code is not None:
             problems.append(f"{b.name} exited by itself with code {code}\n{b.log_tail()}")

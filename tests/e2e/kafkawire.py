@@ -506,3 +506,21 @@ def fetch_v4(sock, correlation_id, topic, partition, offset, **kw):
                 result = (err, hw, records or b"")
     assert result is not None, "partition missing from fetch response"
     return result
+
+
+def batch_headers(data: bytes):
+    """[(base_offset, attributes, record_count)] of the whole batches in `data`,
+    compressed or not (only the uncompressed batch header is read)."""
+    out = []
+    r = Reader(data)
+    while r.remaining() >= 61:
+        base_offset = r.i64()
+        length = r.i32()
+        if r.remaining() < length:
+            break
+        b = Reader(r._take(length))
+        b.i32(), b.i8(), b.u32()
+        attrs = b.i16()
+        b._take(4 + 8 + 8 + 8 + 2 + 4)
+        out.append((base_offset, attrs, b.i32()))
+    return out

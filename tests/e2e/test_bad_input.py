@@ -257,3 +257,31 @@ def test_thousand_idle_connections_do_not_slow_service(broker):
         for s in idle:
             s.close()
     clients.assert_healthy(broker)
+
+
+def test_connection_limit_max_connections(start_broker):
+    """max.connections caps open connections. Kafka (KIP-402) stops accepting
+    at the cap and resumes as connections close; whether a client over the cap
+    waits or is closed, the broker must serve again once below it."""
+    broker = start_broker({"max.connections": "20"})
+    idle = [w.connect(broker.port) for _ in range(25)]
+    try:
+        # Whatever happens to the ones over the cap, nothing crashes...
+        time.sleep(0.3)
+        assert broker.alive()
+    finally:
+        for s in idle:
+            s.close()
+    # ... and once they are gone, service is back for everyone.
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            s = w.connect(broker.port, timeout=2)
+            with s:
+                err, _ = w.decode_api_versions_v0(w.roundtrip(s, w.API_VERSIONS, 0, 1, b""))
+            assert err == 0
+            break
+        except (OSError, ConnectionError):
+            assert time.monotonic() < deadline, "no service after the idle connections closed"
+            time.sleep(0.2)
+    clients.assert_healthy(broker)

@@ -73,21 +73,39 @@ def test_kcat_metadata_json(broker):
     assert {p["leader"] for p in parts} == {1}
 
 
-def test_api_versions_advertises_the_issue_apis(broker):
-    """Raw ApiVersions v3: the APIs of this issue are listed with sane ranges."""
+# The issue's APIs, with the lowest "newest version" each must reach for the
+# features the issue lists: (key, name, must serve at least up to this version).
+ISSUE_APIS = [
+    (w.PRODUCE, "Produce", 3),           # v3: magic v2 batches (KIP-98)
+    (w.FETCH, "Fetch", 13),              # v13: topic ids (KIP-516)
+    (w.LIST_OFFSETS, "ListOffsets", 7),  # v7: MAX_TIMESTAMP (KIP-734)
+    (w.METADATA, "Metadata", 10),        # v10: topic ids
+    (w.API_VERSIONS, "ApiVersions", 3),  # v3: flexible, KIP-511
+    (w.CREATE_TOPICS, "CreateTopics", 5),
+    (w.DELETE_TOPICS, "DeleteTopics", 6),  # v6: delete by topic id
+    (60, "DescribeCluster", 0),
+    (32, "DescribeConfigs", 1),
+]
+
+
+@pytest.fixture
+def advertised(broker):
     s = w.connect(broker.port)
     with s:
         r = w.roundtrip(s, w.API_VERSIONS, 3, 1, w.api_versions_v3_body(), flexible_header=True)
         err, keys, _ = w.decode_api_versions_v3(r)
     assert err == 0
-    for key in (w.PRODUCE, w.FETCH, w.LIST_OFFSETS, w.METADATA, w.API_VERSIONS,
-                w.CREATE_TOPICS, w.DELETE_TOPICS):
-        assert key in keys, f"api key {key} not advertised"
-        lo, hi = keys[key]
-        assert 0 <= lo <= hi, (key, lo, hi)
-    assert keys[w.API_VERSIONS][1] >= 3
-    # Produce v3+ is what magic-2-only brokers must accept (KIP-98).
-    assert keys[w.PRODUCE][0] <= 3 <= keys[w.PRODUCE][1]
+    return keys
+
+
+@pytest.mark.parametrize("key,name,at_least", ISSUE_APIS, ids=[a[1] for a in ISSUE_APIS])
+def test_api_versions_advertises_issue_api(advertised, key, name, at_least):
+    assert key in advertised, f"{name} ({key}) not advertised"
+    lo, hi = advertised[key]
+    assert 0 <= lo <= hi, (lo, hi)
+    assert hi >= at_least, f"{name} served up to v{hi}; the issue's features need v{at_least}"
+    if key == w.PRODUCE:
+        assert lo <= 3, "older magic-v2 clients use Produce v3"
 
 
 # --- auto-creation -----------------------------------------------------------
@@ -162,3 +180,24 @@ def test_auto_create_disabled(start_broker):
     # Explicit creation still works.
     clients.create_topic(broker, "explicit")
     assert clients.topic_partitions(broker, "explicit") == [0]
+
+
+def test_regression_librdkafka_metadata_v13_trailing_bytes(broker):
+    """librdkafka 2.16 asks for all topics with Metadata v13 by writing a
+    4-byte int32 placeholder where the compact topics array belongs, so its
+    request carries 3 bytes after the last field. Kafka's parser ignores
+    bytes after the message (it never checks that the buffer was consumed),
+    so clients get away with it; a broker that refuses trailing bytes closes
+    every AdminClient.list_topics() connection. These are the exact bytes
+    confluent-kafka 2.16.1 sent (captured on loopback)."""
+    header = bytes.fromhex("0003000d00000003000772646b61666b6100")  # Metadata v13, cid 3, "rdkafka"
+    body = bytes.fromhex("00000000010000")  # null topics, allow=0, incl=0, tags=0, then 01 00 00
+    s = w.connect(broker.port)
+    with s:
+        s.sendall(w.frame(header + body))
+        s.settimeout(10)
+        resp = w.recv_frame(s)
+        assert w.Reader(resp).i32() == 3
+        # The connection is still usable.
+        err, _ = w.decode_api_versions_v0(w.roundtrip(s, w.API_VERSIONS, 0, 4, b""))
+        assert err == 0

@@ -102,6 +102,9 @@ pub struct BrokerConfig {
     pub topic_defaults: BTreeMap<String, String>,
     /// The group coordinator and its `__consumer_offsets` topic.
     pub groups: crate::groups::GroupServiceConfig,
+    /// Every broker-level setting as DescribeConfigs shows it: name,
+    /// effective value, and whether it was set explicitly.
+    pub described: Vec<(&'static str, String, bool)>,
 }
 
 /// Broker config names that set a topic config default (Kafka's mapping).
@@ -192,6 +195,7 @@ impl BrokerConfig {
             .map(|(k, v)| (*k, v.to_string()))
             .collect();
         let mut topic_defaults: BTreeMap<String, String> = BTreeMap::new();
+        let mut explicit: Vec<String> = Vec::new();
         for (name, value, source) in settings {
             let value = value.trim().to_string();
             let (name, value) = match canonical(&name, &value) {
@@ -207,6 +211,7 @@ impl BrokerConfig {
                 }
                 None => (name, value),
             };
+            explicit.push(name.clone());
             if let Some((_, topic_name)) = TOPIC_DEFAULT_NAMES.iter().find(|(b, _)| *b == name) {
                 crate::topic_config::validate(topic_name, &value)
                     .map_err(|reason| invalid(&name, &value, &reason))?;
@@ -217,7 +222,22 @@ impl BrokerConfig {
                 return Err(ConfigError::Unknown { name, from: source });
             }
         }
-        Self::typed(&values, topic_defaults)
+        let described = BROKER_DEFAULTS
+            .iter()
+            .map(|(k, _)| (*k, values[k].clone()))
+            .chain(TOPIC_DEFAULT_NAMES.iter().map(|(b, t)| {
+                let value = topic_defaults.get(*t).cloned().unwrap_or_else(|| {
+                    crate::topic_config::kafka_default(t)
+                        .unwrap_or("")
+                        .to_string()
+                });
+                (*b, value)
+            }))
+            .map(|(k, v)| (k, v, explicit.iter().any(|e| e == k)))
+            .collect();
+        let mut config = Self::typed(&values, topic_defaults)?;
+        config.described = described;
+        Ok(config)
     }
 
     fn typed(
@@ -334,6 +354,7 @@ impl BrokerConfig {
                 },
             },
             topic_defaults,
+            described: Vec::new(),
         })
     }
 

@@ -114,6 +114,59 @@ pub fn names() -> impl Iterator<Item = &'static str> {
     DEFS.iter().map(|(n, _, _)| *n)
 }
 
+/// Kafka's ConfigSource values (DescribeConfigs, CreateTopics v5+).
+pub const SOURCE_TOPIC: i8 = 1;
+pub const SOURCE_STATIC_BROKER: i8 = 4;
+pub const SOURCE_DEFAULT: i8 = 5;
+
+/// One config as DescribeConfigs reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigEntry {
+    pub name: &'static str,
+    pub value: String,
+    pub source: i8,
+}
+
+/// Every topic config of a topic with its effective value and where that
+/// value comes from: the topic's override, the broker default, or Kafka's.
+pub fn describe(
+    overrides: &BTreeMap<String, String>,
+    broker_defaults: &BTreeMap<String, String>,
+) -> Vec<ConfigEntry> {
+    names()
+        .map(|name| {
+            let (value, source) = if let Some(v) = overrides.get(name) {
+                (v.clone(), SOURCE_TOPIC)
+            } else if let Some(v) = broker_defaults.get(name) {
+                (v.clone(), SOURCE_STATIC_BROKER)
+            } else {
+                (
+                    kafka_default(name).unwrap_or("").to_string(),
+                    SOURCE_DEFAULT,
+                )
+            };
+            ConfigEntry {
+                name,
+                value,
+                source,
+            }
+        })
+        .collect()
+}
+
+/// Kafka's ConfigType of a topic config (DescribeConfigs v3+).
+pub fn config_type(name: &str) -> i8 {
+    match DEFS.iter().find(|(n, _, _)| *n == name).map(|(_, _, k)| *k) {
+        Some(Kind::Bool) => 1,
+        Some(Kind::OneOf(_)) => 2,
+        Some(Kind::Int(..)) => 3,
+        Some(Kind::Long(..)) => 5,
+        Some(Kind::Ratio) => 6,
+        Some(Kind::ListOf(_)) => 7,
+        None => 0,
+    }
+}
+
 /// Checks a topic config name and value; the error says what is wrong.
 pub fn validate(name: &str, value: &str) -> Result<(), String> {
     let (_, _, kind) = DEFS

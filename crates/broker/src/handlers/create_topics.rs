@@ -16,11 +16,6 @@ use crate::broker::Broker;
 use crate::controller::NewTopic;
 use crate::topic_config;
 
-/// Kafka's ConfigSource values for DescribeConfigs-style listings.
-const SOURCE_TOPIC: i8 = 1;
-const SOURCE_STATIC_BROKER: i8 = 4;
-const SOURCE_DEFAULT: i8 = 5;
-
 pub fn handle(broker: &Arc<Broker>, req: &RawRequest) -> Result<Reply, RequestError> {
     let request: CreateTopicsRequest = decode(req)?;
     let results = request
@@ -86,22 +81,13 @@ fn describe_configs(
     broker: &Broker,
     overrides: &BTreeMap<String, String>,
 ) -> Vec<CreatableTopicConfigs> {
-    topic_config::names()
-        .map(|name| {
-            let (value, source) = if let Some(v) = overrides.get(name) {
-                (v.as_str(), SOURCE_TOPIC)
-            } else if let Some(v) = broker.config.topic_default(name) {
-                (v, SOURCE_STATIC_BROKER)
-            } else {
-                (
-                    topic_config::kafka_default(name).unwrap_or(""),
-                    SOURCE_DEFAULT,
-                )
-            };
+    topic_config::describe(overrides, &broker.config.topic_defaults)
+        .into_iter()
+        .map(|e| {
             CreatableTopicConfigs::default()
-                .with_name(StrBytes::from_static_str(name))
-                .with_value(Some(StrBytes::from_string(value.to_string())))
-                .with_config_source(source)
+                .with_name(StrBytes::from_static_str(e.name))
+                .with_value(Some(StrBytes::from_string(e.value)))
+                .with_config_source(e.source)
         })
         .collect()
 }
