@@ -479,6 +479,14 @@ fn idempotent_batch(producer_id: i64, epoch: i16, base_sequence: i32, count: i32
     buf.freeze()
 }
 
+async fn init_producer_id(c: &mut Client) -> InitProducerIdResponse {
+    let request = InitProducerIdRequest::default()
+        .with_transactional_id(None)
+        .with_producer_id(ProducerId(-1))
+        .with_producer_epoch(-1);
+    c.call(ApiKey::InitProducerId, 4, &request).await
+}
+
 /// KIP-98: retries of an idempotent batch are acknowledged with the
 /// original offsets and stored once, also across a restart; gaps and stale
 /// epochs are refused.
@@ -487,16 +495,7 @@ async fn idempotent_producer_dedupes_and_orders() {
     let mut broker = TestBroker::start(&[]).await;
     let mut c = broker.client().await;
     assert_eq!(create_topic(&mut c, "idem", 1, &[]).await, 0);
-    let init: InitProducerIdResponse = c
-        .call(
-            ApiKey::InitProducerId,
-            4,
-            &InitProducerIdRequest::default()
-                .with_transactional_id(None)
-                .with_producer_id(ProducerId(-1))
-                .with_producer_epoch(-1),
-        )
-        .await;
+    let init = init_producer_id(&mut c).await;
     assert_eq!(init.error_code, 0);
     let pid = init.producer_id.0;
     assert!(pid >= 0);
@@ -529,16 +528,7 @@ async fn idempotent_producer_dedupes_and_orders() {
         (0, 5)
     );
     // A newer InitProducerId never hands out the same id again.
-    let again: InitProducerIdResponse = c
-        .call(
-            ApiKey::InitProducerId,
-            4,
-            &InitProducerIdRequest::default()
-                .with_transactional_id(None)
-                .with_producer_id(ProducerId(-1))
-                .with_producer_epoch(-1),
-        )
-        .await;
+    let again = init_producer_id(&mut c).await;
     assert_ne!(again.producer_id.0, pid);
     broker.stop().await;
 }

@@ -167,10 +167,6 @@ impl GroupService {
         Ok(slots[p as usize].clone())
     }
 
-    pub fn next_token(&self) -> ResponseToken {
-        self.next_token.fetch_add(1, Ordering::Relaxed)
-    }
-
     /// Runs one call against the coordinator owning `group_id`: the core
     /// decides, its records are appended and made durable per the flush
     /// policy, then effects are delivered and the response returned.
@@ -232,11 +228,29 @@ impl GroupService {
         GroupError::NotCoordinator
     }
 
-    /// Parks a request: the returned receiver gets the core's answer.
-    pub fn park(call: &mut SlotCall<'_>, token: ResponseToken) -> oneshot::Receiver<Effect> {
-        let (tx, rx) = oneshot::channel();
-        call.parked.insert(token, tx);
-        rx
+    /// Runs a call whose answer may come later (JoinGroup, SyncGroup): the
+    /// request is parked under a fresh token before the core runs, and this
+    /// waits for the effect that answers it. NOT_COORDINATOR if the
+    /// coordinator is unloaded or reloaded before then.
+    pub async fn call_parked(
+        &self,
+        broker: &Broker,
+        group_id: &str,
+        f: impl FnOnce(&mut GroupCoordinator, i64, ResponseToken) -> Output,
+    ) -> Result<Effect, GroupError> {
+        let token = self.next_token.fetch_add(1, Ordering::Relaxed);
+        let mut answer = None;
+        self.call(broker, group_id, |call, now| {
+            let (tx, rx) = oneshot::channel();
+            call.parked.insert(token, tx);
+            answer = Some(rx);
+            f(call.core, now, token)
+        })
+        .await?;
+        match answer {
+            Some(rx) => rx.await.map_err(|_| GroupError::NotCoordinator),
+            None => Err(GroupError::NotCoordinator),
+        }
     }
 
     /// Reads across every loaded coordinator (ListGroups).

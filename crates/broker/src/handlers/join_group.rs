@@ -8,7 +8,6 @@ use odradek_protocol::frame::RawRequest;
 
 use super::{decode, respond, Reply, RequestError};
 use crate::broker::Broker;
-use crate::groups::GroupService;
 
 pub fn handle(broker: &Arc<Broker>, req: &RawRequest, peer: &str) -> Result<Reply, RequestError> {
     let request: JoinGroupRequest = decode(req)?;
@@ -25,23 +24,16 @@ pub fn handle(broker: &Arc<Broker>, req: &RawRequest, peer: &str) -> Result<Repl
     let broker = broker.clone();
     let req = req.clone();
     Ok(Reply::Later(Box::pin(async move {
-        let token = broker.groups.next_token();
-        let mut parked = None;
-        let outcome = broker
+        let response = match broker
             .groups
-            .call(&broker, &group_id, |call, now| {
-                parked = Some(GroupService::park(call, token));
-                call.core.join_group(now, token, join)
+            .call_parked(&broker, &group_id, |core, now, token| {
+                core.join_group(now, token, join)
             })
-            .await;
-        let response = match (outcome, parked) {
-            (Err(e), _) => JoinResponse::error(member_id, e),
-            (Ok(()), Some(rx)) => match rx.await {
-                Ok(Effect::CompleteJoin { response, .. }) => response,
-                // Unloaded or reloaded before the rebalance completed.
-                _ => JoinResponse::error(member_id, GroupError::NotCoordinator),
-            },
-            (Ok(()), None) => JoinResponse::error(member_id, GroupError::NotCoordinator),
+            .await
+        {
+            Ok(Effect::CompleteJoin { response, .. }) => response,
+            Ok(_) => JoinResponse::error(member_id, GroupError::NotCoordinator),
+            Err(e) => JoinResponse::error(member_id, e),
         };
         respond(&req, &wire::join_response(&response, version)).unwrap_or_default()
     })))

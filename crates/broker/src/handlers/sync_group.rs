@@ -8,7 +8,6 @@ use odradek_protocol::frame::RawRequest;
 
 use super::{decode, respond, Reply, RequestError};
 use crate::broker::Broker;
-use crate::groups::GroupService;
 
 pub fn handle(broker: &Arc<Broker>, req: &RawRequest) -> Result<Reply, RequestError> {
     let request: SyncGroupRequest = decode(req)?;
@@ -17,22 +16,16 @@ pub fn handle(broker: &Arc<Broker>, req: &RawRequest) -> Result<Reply, RequestEr
     let broker = broker.clone();
     let req = req.clone();
     Ok(Reply::Later(Box::pin(async move {
-        let token = broker.groups.next_token();
-        let mut parked = None;
-        let outcome = broker
+        let response = match broker
             .groups
-            .call(&broker, &group_id, |call, now| {
-                parked = Some(GroupService::park(call, token));
-                call.core.sync_group(now, token, sync)
+            .call_parked(&broker, &group_id, |core, now, token| {
+                core.sync_group(now, token, sync)
             })
-            .await;
-        let response = match (outcome, parked) {
-            (Err(e), _) => SyncResponse::error(e),
-            (Ok(()), Some(rx)) => match rx.await {
-                Ok(Effect::CompleteSync { response, .. }) => response,
-                _ => SyncResponse::error(GroupError::NotCoordinator),
-            },
-            (Ok(()), None) => SyncResponse::error(GroupError::NotCoordinator),
+            .await
+        {
+            Ok(Effect::CompleteSync { response, .. }) => response,
+            Ok(_) => SyncResponse::error(GroupError::NotCoordinator),
+            Err(e) => SyncResponse::error(e),
         };
         respond(&req, &wire::sync_response(&response)).unwrap_or_default()
     })))
