@@ -157,6 +157,7 @@ impl Broker {
     }
 
     fn apply(&self, image: &MetadataImage) -> Result<(), ApiError> {
+        self.groups.update_topics(image, self.now_ms());
         self.replicas.apply_image(image).map_err(|e| {
             tracing::error!(error = %e, "applying metadata to local logs failed");
             ApiError::from(&e)

@@ -27,6 +27,17 @@ pub struct GroupConfig {
     /// 5 minutes). A client that disconnected while parked would otherwise
     /// keep a defunct member in every rebalance.
     pub group_new_member_join_timeout_ms: i64,
+    /// `group.consumer.heartbeat.interval.ms` (default 5000): the interval
+    /// KIP-848 members are told to heartbeat at.
+    pub group_consumer_heartbeat_interval_ms: i32,
+    /// `group.consumer.session.timeout.ms` (default 45000): a KIP-848
+    /// member that does not heartbeat for this long is removed.
+    pub group_consumer_session_timeout_ms: i32,
+    /// `group.consumer.max.size` (default `i32::MAX`).
+    pub group_consumer_max_size: usize,
+    /// `group.consumer.assignors` (default `uniform,range`): the server-side
+    /// assignors members may name; the first is the default.
+    pub group_consumer_assignors: Vec<String>,
 }
 
 impl Default for GroupConfig {
@@ -40,6 +51,10 @@ impl Default for GroupConfig {
             offsets_retention_ms: 7 * 24 * 60 * 60 * 1_000,
             offsets_retention_check_interval_ms: 600_000,
             group_new_member_join_timeout_ms: 5 * 60 * 1_000,
+            group_consumer_heartbeat_interval_ms: 5_000,
+            group_consumer_session_timeout_ms: 45_000,
+            group_consumer_max_size: i32::MAX as usize,
+            group_consumer_assignors: vec!["uniform".into(), "range".into()],
         }
     }
 }

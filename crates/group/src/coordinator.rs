@@ -10,6 +10,7 @@ use crate::classic::{
     SyncRequest, Timer,
 };
 use crate::config::GroupConfig;
+use crate::consumer::{ConsumerGroup, ConsumerTimer, TopicImage, CONSUMER_GROUP_TYPE};
 use crate::error::GroupError;
 use crate::offsets::OffsetStore;
 use crate::output::{JoinResponse, Output, ResponseToken, Sink, SyncResponse};
@@ -18,6 +19,12 @@ use crate::records::Record;
 /// Supplies the random part of generated member ids. Tests inject a
 /// counter so ids are predictable; production uses UUIDv4.
 pub type UuidSource = Box<dyn FnMut() -> String + Send>;
+
+/// A due timer of a classic or a consumer group.
+enum Due {
+    Classic(Timer),
+    Consumer(ConsumerTimer),
+}
 
 /// Upper bound on timer firings per `tick`, a guard against a timer that
 /// re-arms itself at the same instant (a bug, not a workload).
@@ -28,8 +35,10 @@ const MAX_FIRINGS_PER_TICK: usize = 1_000_000;
 pub struct ListedGroup {
     pub group_id: String,
     pub protocol_type: String,
+    /// Classic groups: Empty, PreparingRebalance, CompletingRebalance,
+    /// Stable, Dead. Consumer groups: Empty, Assigning, Reconciling, Stable.
     pub state: GroupState,
-    /// Always "classic" for now; KIP-848 groups will say "consumer".
+    /// "classic", or "consumer" for KIP-848 groups.
     pub group_type: &'static str,
 }
 
@@ -63,9 +72,15 @@ pub struct GroupDescription {
 /// Kafka stamps records with); the core never reads a clock.
 pub struct GroupCoordinator {
     pub(crate) config: GroupConfig,
+    /// Classic groups (and "simple" groups that only commit offsets).
     pub(crate) groups: BTreeMap<String, ClassicGroup>,
+    /// KIP-848 consumer groups. A group id is in at most one of the maps.
+    pub(crate) consumer_groups: BTreeMap<String, ConsumerGroup>,
+    /// The cluster's topics, from the shell.
+    pub(crate) topics: TopicImage,
+    pub(crate) topic_image_set: bool,
     pub(crate) offsets: OffsetStore,
-    uuids: UuidSource,
+    pub(crate) uuids: UuidSource,
     next_retention_check_ms: Option<i64>,
 }
 
@@ -73,6 +88,7 @@ impl std::fmt::Debug for GroupCoordinator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GroupCoordinator")
             .field("groups", &self.groups.len())
+            .field("consumer_groups", &self.consumer_groups.len())
             .field("next_retention_check_ms", &self.next_retention_check_ms)
             .finish_non_exhaustive()
     }
@@ -90,6 +106,9 @@ impl GroupCoordinator {
         GroupCoordinator {
             config,
             groups: BTreeMap::new(),
+            consumer_groups: BTreeMap::new(),
+            topics: TopicImage::new(),
+            topic_image_set: false,
             offsets: OffsetStore::default(),
             uuids,
             next_retention_check_ms: None,
@@ -122,6 +141,22 @@ impl GroupCoordinator {
                 JoinResponse::error(req.member_id, GroupError::InvalidSessionTimeout),
             );
             return Output::new((), out);
+        }
+        if let Some(consumer) = self.consumer_groups.get(&req.group_id) {
+            if !consumer.members.is_empty() {
+                // Classic members inside a consumer group (Kafka 4's online
+                // migration) are not supported.
+                out.join(
+                    token,
+                    JoinResponse::error(req.member_id, GroupError::InconsistentGroupProtocol),
+                );
+                return Output::new((), out);
+            }
+            // An empty consumer group becomes a classic group (Kafka's
+            // `maybeDeleteEmptyConsumerGroup`); its offsets stay.
+            tracing::info!(group = %req.group_id, "converting empty consumer group to a classic group");
+            consumer.tombstones(&mut out);
+            self.consumer_groups.remove(&req.group_id);
         }
         let is_new_group = !self.groups.contains_key(&req.group_id);
         if is_new_group && !req.member_id.is_empty() {
@@ -190,7 +225,30 @@ impl GroupCoordinator {
             .groups
             .values()
             .filter_map(|g| g.next_timer().map(|(t, _)| t));
-        timers.chain(self.next_retention_check_ms).min()
+        let consumer = self
+            .consumer_groups
+            .values()
+            .filter_map(|g| g.next_timer().map(|(t, _)| t));
+        timers
+            .chain(consumer)
+            .chain(self.next_retention_check_ms)
+            .min()
+    }
+
+    /// The earliest due timer of any group.
+    fn next_due(&self) -> Option<(i64, String, Due)> {
+        let classic = self.groups.iter().filter_map(|(id, g)| {
+            g.next_timer()
+                .map(|(t, timer)| (t, id, Due::Classic(timer)))
+        });
+        let consumer = self.consumer_groups.iter().filter_map(|(id, g)| {
+            g.next_timer()
+                .map(|(t, timer)| (t, id, Due::Consumer(timer)))
+        });
+        classic
+            .chain(consumer)
+            .min_by_key(|(t, _, _)| *t)
+            .map(|(t, id, due)| (t, id.clone(), due))
     }
 
     /// Advances time: fires every timer due at or before `now_ms` in
@@ -201,16 +259,13 @@ impl GroupCoordinator {
     pub fn tick(&mut self, now_ms: i64) -> Output {
         let mut out = Sink::default();
         for _ in 0..MAX_FIRINGS_PER_TICK {
-            let due = self
-                .groups
-                .iter()
-                .filter_map(|(id, g)| g.next_timer().map(|(t, timer)| (t, id, timer)))
-                .min_by_key(|(t, _, _)| *t);
-            let Some((at, group_id, timer)) = due.filter(|(t, _, _)| *t <= now_ms) else {
+            let Some((at, group_id, due)) = self.next_due().filter(|(t, _, _)| *t <= now_ms) else {
                 break;
             };
-            let group_id = group_id.clone();
-            self.fire(&group_id, timer, at, &mut out);
+            match due {
+                Due::Classic(timer) => self.fire(&group_id, timer, at, &mut out),
+                Due::Consumer(timer) => self.fire_consumer_timer(&group_id, timer, &mut out),
+            }
         }
         match self.next_retention_check_ms {
             None => {
@@ -242,20 +297,31 @@ impl GroupCoordinator {
 
     /// ListGroups, optionally filtered by state (empty filter = all).
     pub fn list_groups(&self, states: &[GroupState]) -> Vec<ListedGroup> {
-        self.groups
-            .values()
+        let classic = self.groups.values().map(|g| ListedGroup {
+            group_id: g.id.clone(),
+            protocol_type: g.protocol_type.clone().unwrap_or_default(),
+            state: g.state,
+            group_type: "classic",
+        });
+        let consumer = self.consumer_groups.values().map(|g| ListedGroup {
+            group_id: g.id.clone(),
+            protocol_type: crate::classic::CONSUMER_PROTOCOL_TYPE.to_owned(),
+            state: g.state(),
+            group_type: CONSUMER_GROUP_TYPE,
+        });
+        let mut all: Vec<ListedGroup> = classic
+            .chain(consumer)
             .filter(|g| states.is_empty() || states.contains(&g.state))
-            .map(|g| ListedGroup {
-                group_id: g.id.clone(),
-                protocol_type: g.protocol_type.clone().unwrap_or_default(),
-                state: g.state,
-                group_type: "classic",
-            })
-            .collect()
+            .collect();
+        all.sort_by(|a, b| a.group_id.cmp(&b.group_id));
+        all
     }
 
     /// DescribeGroups for one group; `None` if unknown (DescribeGroups v6+
-    /// answers GROUP_ID_NOT_FOUND, older versions state "Dead").
+    /// answers GROUP_ID_NOT_FOUND, older versions state "Dead"). A KIP-848
+    /// consumer group is `None` too: Kafka 4 answers DescribeGroups for it
+    /// with GROUP_ID_NOT_FOUND and state Dead (clients then use
+    /// ConsumerGroupDescribe).
     pub fn describe_group(&self, group_id: &str) -> Option<GroupDescription> {
         let g = self.groups.get(group_id)?;
         let stable = g.is(GroupState::Stable);
@@ -304,11 +370,15 @@ impl GroupCoordinator {
                 group,
                 value: Some(value),
             } => {
+                self.consumer_groups.remove(&group);
                 self.groups
                     .insert(group.clone(), ClassicGroup::from_record(group, value));
             }
             Record::OffsetCommit { key, value } => {
-                if value.is_some() && !self.groups.contains_key(&key.group) {
+                if value.is_some()
+                    && !self.groups.contains_key(&key.group)
+                    && !self.consumer_groups.contains_key(&key.group)
+                {
                     // Offsets without group metadata belong to a "simple"
                     // group (a consumer that commits without joining).
                     self.groups
@@ -320,6 +390,7 @@ impl GroupCoordinator {
                 }
                 self.offsets.apply(key, value);
             }
+            consumer => self.replay_consumer(consumer),
         }
     }
 
@@ -337,6 +408,7 @@ impl GroupCoordinator {
                 group.prepare_rebalance(&self.config, now_ms, &mut out);
             }
         }
+        self.consumer_groups_loaded(now_ms, &mut out);
         self.next_retention_check_ms =
             Some(now_ms + self.config.offsets_retention_check_interval_ms);
         Output::new((), out)
@@ -364,14 +436,26 @@ impl GroupCoordinator {
         Output::new((), out)
     }
 
-    /// The state of a group, if it exists.
+    /// The state of a group (classic or consumer), if it exists.
     pub fn group_state(&self, group_id: &str) -> Option<GroupState> {
-        self.groups.get(group_id).map(|g| g.state)
+        self.groups
+            .get(group_id)
+            .map(|g| g.state)
+            .or_else(|| self.consumer_groups.get(group_id).map(|g| g.state()))
     }
 
-    /// The generation of a group, if it exists.
+    /// The generation of a classic group, or the group epoch of a
+    /// consumer group, if it exists.
     pub fn generation(&self, group_id: &str) -> Option<i32> {
-        self.groups.get(group_id).map(|g| g.generation_id)
+        self.groups
+            .get(group_id)
+            .map(|g| g.generation_id)
+            .or_else(|| self.consumer_groups.get(group_id).map(|g| g.group_epoch))
+    }
+
+    /// Whether `group_id` is a KIP-848 consumer group.
+    pub fn is_consumer_group(&self, group_id: &str) -> bool {
+        self.consumer_groups.contains_key(group_id)
     }
 
     /// The member ids of a group (sorted), empty if it does not exist.
@@ -379,6 +463,11 @@ impl GroupCoordinator {
         self.groups
             .get(group_id)
             .map(|g| g.members.keys().cloned().collect())
+            .or_else(|| {
+                self.consumer_groups
+                    .get(group_id)
+                    .map(|g| g.members.keys().cloned().collect())
+            })
             .unwrap_or_default()
     }
 

@@ -25,6 +25,17 @@ pub enum GroupError {
     NonEmptyGroup,
     GroupSubscribedToTopic,
     OffsetMetadataTooLarge,
+    /// KIP-848: the member's epoch is not the coordinator's; it must
+    /// abandon its partitions and rejoin with epoch 0.
+    FencedMemberEpoch,
+    /// KIP-848 OffsetCommit/OffsetFetch with an epoch other than the
+    /// member's current one.
+    StaleMemberEpoch,
+    UnsupportedAssignor,
+    UnreleasedInstanceId,
+    InvalidRequest,
+    InvalidRegularExpression,
+    UnsupportedVersion,
 }
 
 impl GroupError {
@@ -46,6 +57,13 @@ impl GroupError {
             GroupError::NonEmptyGroup => ResponseError::NonEmptyGroup,
             GroupError::GroupSubscribedToTopic => ResponseError::GroupSubscribedToTopic,
             GroupError::OffsetMetadataTooLarge => ResponseError::OffsetMetadataTooLarge,
+            GroupError::FencedMemberEpoch => ResponseError::FencedMemberEpoch,
+            GroupError::StaleMemberEpoch => ResponseError::StaleMemberEpoch,
+            GroupError::UnsupportedAssignor => ResponseError::UnsupportedAssignor,
+            GroupError::UnreleasedInstanceId => ResponseError::UnreleasedInstanceId,
+            GroupError::InvalidRequest => ResponseError::InvalidRequest,
+            GroupError::InvalidRegularExpression => ResponseError::InvalidRegularExpression,
+            GroupError::UnsupportedVersion => ResponseError::UnsupportedVersion,
         }
     }
 

@@ -2,7 +2,8 @@
 //!
 //! This crate decides; the broker acts. It holds the classic consumer-group
 //! state machine (JoinGroup, SyncGroup, Heartbeat, LeaveGroup, static
-//! membership), the committed offsets, and the `__consumer_offsets` record
+//! membership), KIP-848 consumer groups (ConsumerGroupHeartbeat and
+//! ConsumerGroupDescribe, server-side assignors), the committed offsets, and the `__consumer_offsets` record
 //! format, in the style of openraft's engine: every entry point takes the
 //! current time (`now_ms`) and an input, changes in-memory state, and
 //! returns an [`Output`] — records to persist and [`Effect`]s (answers to
@@ -47,23 +48,49 @@
 //! Request structs from `kafka-protocol` map to and from the domain types
 //! in [`wire`], so the handlers stay a few lines each.
 //!
-//! # Not here yet: KIP-848
+//! # KIP-848 consumer groups
 //!
-//! ConsumerGroupHeartbeat groups would be a second group kind beside
-//! `classic::ClassicGroup` (an enum `Group { Classic, Consumer }` in the
-//! coordinator's map), with their own records (key versions 3–8:
-//! ConsumerGroupMetadata, PartitionMetadata, MemberMetadata,
-//! TargetAssignment*, CurrentMemberAssignment) added to [`records`] and
-//! [`GroupCoordinator::replay`], a server-side assignor module (pure
-//! functions over member subscriptions and topic metadata, so the shell
-//! must pass topic metadata in), and per-member session/rebalance timers in
-//! the same `next_timer`/`tick` scheme. Offsets, the partitioner and the
-//! output contract stay as they are; OffsetCommit validation gains the
-//! member-epoch check. Conversion between classic and consumer groups
-//! (Kafka 4) hooks into JoinGroup for non-empty consumer groups.
+//! [`consumer`] holds the second group kind beside `classic`: groups driven
+//! by ConsumerGroupHeartbeat, with member epochs, a target assignment
+//! computed here by the `uniform` (default) or `range` assignor, and
+//! incremental revocation/assignment. A group id lives in exactly one of
+//! the two kinds. What the shell adds to the contract above:
+//!
+//! 7. **Topic metadata.** Call [`GroupCoordinator::set_topic_metadata`]
+//!    with every topic (name → [`TopicInfo`] { topic id, partition count })
+//!    right after creating a coordinator (before `on_loaded`) and again
+//!    whenever topics are created, deleted or gain partitions; persist its
+//!    records like any output's. Assignments name topics by id.
+//! 8. **ConsumerGroupHeartbeat** (key 68):
+//!    [`wire::consumer_heartbeat_request`] →
+//!    [`GroupCoordinator::consumer_group_heartbeat`] → persist `records` →
+//!    [`wire::consumer_heartbeat_response`]`(&out.response)`. It never parks.
+//! 9. **ConsumerGroupDescribe** (key 69):
+//!    [`GroupCoordinator::consumer_group_describe`] →
+//!    [`wire::consumer_describe_response`].
+//! 10. **OffsetFetch v9+** with a member id/epoch: use
+//!     [`GroupCoordinator::fetch_offsets_checked`] (group-level error).
+//!     OffsetCommit needs no change: `generation_id_or_member_epoch` is
+//!     checked against the member epoch for consumer groups.
+//! 11. **ListGroups** lists consumer groups with `group_type` "consumer"
+//!     and the states Empty/Assigning/Reconciling/Stable ([`GroupState`]
+//!     has all of them; parse filters with [`GroupState::parse`]).
+//!     **DescribeGroups** answers `None` for a consumer group, i.e.
+//!     GROUP_ID_NOT_FOUND with state Dead as Kafka 4 does.
+//!
+//! Conversion (Kafka 4, `group.consumer.migration.policy=bidirectional`):
+//! an Empty classic group (e.g. one only holding offsets) becomes a
+//! consumer group on the first ConsumerGroupHeartbeat, and an empty
+//! consumer group becomes classic on JoinGroup; offsets stay. Not done:
+//! online migration of non-empty groups (a classic JoinGroup to a
+//! non-empty consumer group gets INCONSISTENT_GROUP_PROTOCOL; a consumer
+//! heartbeat to a non-empty classic group gets GROUP_ID_NOT_FOUND), rack-
+//! aware assignment, per-group config overrides, and Kafka's regex cache
+//! records (regexes are resolved against the topic image synchronously).
 
 pub mod classic;
 mod config;
+pub mod consumer;
 mod coordinator;
 mod error;
 mod offsets;
@@ -77,6 +104,10 @@ pub use classic::{
     Protocol, SyncRequest, CONSUMER_PROTOCOL_TYPE,
 };
 pub use config::GroupConfig;
+pub use consumer::{
+    Assignment, ConsumerGroupDescription, ConsumerHeartbeatRequest, ConsumerHeartbeatResponse,
+    DescribedConsumerMember, DescribedTopicPartitions, MemberState, TopicImage, TopicInfo,
+};
 pub use coordinator::{
     DescribedMember, GroupCoordinator, GroupDescription, ListedGroup, UuidSource,
 };

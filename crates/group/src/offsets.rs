@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use crate::classic::{ClassicGroup, GroupState, CONSUMER_PROTOCOL_TYPE};
+use crate::consumer::ConsumerGroup;
 use crate::coordinator::GroupCoordinator;
 use crate::error::GroupError;
 use crate::output::{Output, Sink};
@@ -191,11 +192,61 @@ impl ClassicGroup {
     }
 }
 
+/// OffsetCommit v9 is the first a KIP-848 member may use.
+const MIN_COMMIT_VERSION_CONSUMER_MEMBER: i16 = 9;
+
+impl ConsumerGroup {
+    /// Kafka's `ConsumerGroup.validateOffsetCommit` (non-transactional):
+    /// `generation_id` carries the member epoch.
+    fn validate_offset_commit(&self, req: &CommitRequest) -> Result<(), GroupError> {
+        if req.generation_id < 0 && self.members.is_empty() {
+            // The admin client or a consumer outside the group.
+            return Ok(());
+        }
+        let member = self
+            .members
+            .get(&req.member_id)
+            .ok_or(GroupError::UnknownMemberId)?;
+        if req.api_version < MIN_COMMIT_VERSION_CONSUMER_MEMBER {
+            return Err(GroupError::UnsupportedVersion);
+        }
+        if req.generation_id != member.member_epoch {
+            return Err(GroupError::StaleMemberEpoch);
+        }
+        Ok(())
+    }
+
+    /// Kafka's `ConsumerGroup.validateOffsetFetch`.
+    fn validate_offset_fetch(
+        &self,
+        member_id: Option<&str>,
+        member_epoch: i32,
+    ) -> Result<(), GroupError> {
+        let Some(member_id) = member_id.filter(|_| member_epoch >= 0) else {
+            return Ok(());
+        };
+        let member = self
+            .members
+            .get(member_id)
+            .ok_or(GroupError::UnknownMemberId)?;
+        if member.member_epoch != member_epoch {
+            return Err(GroupError::StaleMemberEpoch);
+        }
+        Ok(())
+    }
+}
+
 impl GroupCoordinator {
-    /// OffsetCommit for a classic or standalone group.
+    /// OffsetCommit for a classic, standalone or consumer (KIP-848) group.
+    /// For a consumer group `generation_id` is the member epoch: it must be
+    /// the member's current one (STALE_MEMBER_EPOCH), the member must exist
+    /// (UNKNOWN_MEMBER_ID), and the request be v9+ (UNSUPPORTED_VERSION);
+    /// epoch -1 commits are accepted only while the group is empty.
     pub fn commit_offsets(&mut self, now_ms: i64, req: CommitRequest) -> Output<TopicResults> {
         let mut out = Sink::default();
+        let consumer = self.consumer_groups.get(&req.group_id);
         let validated = match self.groups.get(&req.group_id) {
+            _ if consumer.is_some() => consumer.expect("checked").validate_offset_commit(&req),
             Some(group) => group.validate_offset_commit(&req),
             None if req.generation_id < 0 => {
                 // A standalone commit creates a "simple" group.
@@ -225,13 +276,14 @@ impl GroupCoordinator {
                 .collect();
             return Output::new(all, out);
         }
-        let group = self.groups.get_mut(&req.group_id).expect("validated above");
-        if matches!(
-            group.state,
-            GroupState::Stable | GroupState::PreparingRebalance
-        ) {
-            // A commit proves the member is alive, like a heartbeat.
-            group.reschedule_heartbeat(&req.member_id, now_ms, None);
+        if let Some(group) = self.groups.get_mut(&req.group_id) {
+            if matches!(
+                group.state,
+                GroupState::Stable | GroupState::PreparingRebalance
+            ) {
+                // A commit proves the member is alive, like a heartbeat.
+                group.reschedule_heartbeat(&req.member_id, now_ms, None);
+            }
         }
         let expire = (req.retention_time_ms != -1).then(|| now_ms + req.retention_time_ms);
         let mut results = Vec::with_capacity(req.topics.len());
@@ -273,6 +325,24 @@ impl GroupCoordinator {
             results.push((topic, topic_results));
         }
         Output::new(results, out)
+    }
+
+    /// OffsetFetch (v9+) for one group with the member's id and epoch: a
+    /// consumer-group member must exist (UNKNOWN_MEMBER_ID) and send its
+    /// current epoch (STALE_MEMBER_EPOCH). `member_id: None` or epoch -1
+    /// (the admin client, older clients) skips the check, as do classic
+    /// groups. The error is group-level.
+    pub fn fetch_offsets_checked(
+        &self,
+        group_id: &str,
+        member_id: Option<&str>,
+        member_epoch: i32,
+        topics: Option<&[(String, Vec<i32>)]>,
+    ) -> Result<Vec<(String, Vec<FetchedOffset>)>, GroupError> {
+        if let Some(group) = self.consumer_groups.get(group_id) {
+            group.validate_offset_fetch(member_id, member_epoch)?;
+        }
+        Ok(self.fetch_offsets(group_id, topics))
     }
 
     /// OffsetFetch for one group. `topics: None` asks for every committed
@@ -330,6 +400,39 @@ impl GroupCoordinator {
         topics: &[(String, Vec<i32>)],
     ) -> Output<Result<TopicResults, GroupError>> {
         let mut out = Sink::default();
+        if let Some(group) = self.consumer_groups.get(group_id) {
+            // Kafka's ConsumerGroup.validateOffsetDelete accepts any state.
+            let results = topics
+                .iter()
+                .map(|(topic, partitions)| {
+                    let subscribed = group.is_subscribed_to(topic);
+                    let results = partitions
+                        .iter()
+                        .map(|&p| {
+                            let error = if subscribed {
+                                Some(GroupError::GroupSubscribedToTopic)
+                            } else {
+                                if self.offsets.get(group_id, topic, p).is_some() {
+                                    out.record(tombstone(group_id, topic, p));
+                                }
+                                None
+                            };
+                            PartitionResult {
+                                partition: p,
+                                error,
+                            }
+                        })
+                        .collect();
+                    (topic.clone(), results)
+                })
+                .collect::<TopicResults>();
+            for (topic, parts) in &results {
+                for p in parts.iter().filter(|p| p.error.is_none()) {
+                    self.offsets.remove(group_id, topic, p.partition);
+                }
+            }
+            return Output::new(Ok(results), out);
+        }
         let Some(group) = self.groups.get(group_id) else {
             return Output::new(Err(GroupError::GroupIdNotFound), out);
         };
@@ -373,6 +476,16 @@ impl GroupCoordinator {
         let mut out = Sink::default();
         let mut results = Vec::with_capacity(group_ids.len());
         for id in group_ids {
+            if let Some(group) = self.consumer_groups.get(id) {
+                let error = if group.members.is_empty() {
+                    self.delete_consumer_group_into(id, &mut out);
+                    None
+                } else {
+                    Some(GroupError::NonEmptyGroup)
+                };
+                results.push((id.clone(), error));
+                continue;
+            }
             let error = match self.groups.get(id).map(|g| g.state) {
                 None | Some(GroupState::Dead) => Some(GroupError::GroupIdNotFound),
                 Some(GroupState::Empty) => {
@@ -402,6 +515,20 @@ impl GroupCoordinator {
         self.groups.remove(group_id);
     }
 
+    /// Tombstones for every offset of a consumer group, then for the group.
+    fn delete_consumer_group_into(&mut self, group_id: &str, out: &mut Sink) {
+        if let Some(topics) = self.offsets.groups.remove(group_id) {
+            for (topic, parts) in topics {
+                for p in parts.keys() {
+                    out.record(tombstone(group_id, &topic, *p));
+                }
+            }
+        }
+        if let Some(group) = self.consumer_groups.remove(group_id) {
+            group.tombstones(out);
+        }
+    }
+
     /// Runs the `offsets.retention.minutes` check now (`tick` calls this
     /// every `offsets.retention.check.interval.ms`).
     pub fn expire_offsets(&mut self, now_ms: i64) -> Output {
@@ -412,6 +539,41 @@ impl GroupCoordinator {
 
     pub(crate) fn expire_offsets_into(&mut self, now_ms: i64, out: &mut Sink) {
         let retention = self.config.offsets_retention_ms;
+        // Consumer groups (Kafka's ConsumerGroup.offsetExpirationCondition):
+        // from the commit time, only for topics nobody subscribes to; an
+        // empty group whose offsets are all gone is deleted.
+        let consumer_ids: Vec<String> = self.consumer_groups.keys().cloned().collect();
+        for group_id in consumer_ids {
+            let group = &self.consumer_groups[&group_id];
+            let mut expired = vec![];
+            let mut all = true;
+            if let Some(topics) = self.offsets.group(&group_id) {
+                for (topic, parts) in topics {
+                    if group.is_subscribed_to(topic) {
+                        all = false;
+                        continue;
+                    }
+                    for (p, c) in parts {
+                        let at = c
+                            .expire_timestamp_ms
+                            .unwrap_or(c.commit_timestamp_ms + retention);
+                        if now_ms >= at {
+                            expired.push((topic.clone(), *p));
+                        } else {
+                            all = false;
+                        }
+                    }
+                }
+            }
+            for (topic, p) in expired {
+                out.record(tombstone(&group_id, &topic, p));
+                self.offsets.remove(&group_id, &topic, p);
+            }
+            if all && self.consumer_groups[&group_id].members.is_empty() {
+                tracing::info!(group = %group_id, "removing empty consumer group with no offsets left");
+                self.delete_consumer_group_into(&group_id, out);
+            }
+        }
         let group_ids: Vec<String> = self.groups.keys().cloned().collect();
         for group_id in group_ids {
             let group = &self.groups[&group_id];

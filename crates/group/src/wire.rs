@@ -2,6 +2,12 @@
 //! so a broker handler is: decode → `wire::*_request` → coordinator →
 //! `wire::*_response` → encode. Version differences live here.
 
+use kafka_protocol::messages::consumer_group_describe_response::{
+    self as cgd, ConsumerGroupDescribeResponse,
+};
+use kafka_protocol::messages::consumer_group_heartbeat_response::{
+    self as cgh, ConsumerGroupHeartbeatResponse,
+};
 use kafka_protocol::messages::heartbeat_response::HeartbeatResponse;
 use kafka_protocol::messages::join_group_response::{JoinGroupResponse, JoinGroupResponseMember};
 use kafka_protocol::messages::leave_group_response::{LeaveGroupResponse, MemberResponse};
@@ -9,6 +15,7 @@ use kafka_protocol::messages::offset_commit_response::{
     OffsetCommitResponse, OffsetCommitResponsePartition, OffsetCommitResponseTopic,
 };
 use kafka_protocol::messages::sync_group_response::SyncGroupResponse;
+use kafka_protocol::messages::ConsumerGroupHeartbeatRequest;
 use kafka_protocol::messages::{
     HeartbeatRequest as WireHeartbeat, JoinGroupRequest, LeaveGroupRequest, OffsetCommitRequest,
     SyncGroupRequest, TopicName,
@@ -18,6 +25,10 @@ use kafka_protocol::protocol::StrBytes;
 use crate::classic::{
     HeartbeatRequest, JoinRequest, LeaveRequest, LeaveResponse, LeavingMember, Protocol,
     SyncRequest,
+};
+use crate::consumer::{
+    ConsumerGroupDescription, ConsumerHeartbeatRequest, ConsumerHeartbeatResponse,
+    DescribedTopicPartitions,
 };
 use crate::error::{error_code, GroupError};
 use crate::offsets::{CommitPartition, CommitRequest, TopicResults};
@@ -240,4 +251,129 @@ pub fn commit_response(results: &TopicResults) -> OffsetCommitResponse {
             })
             .collect(),
     )
+}
+
+/// ConsumerGroupHeartbeat request → domain. `client_id` comes from the
+/// request header, `client_host` is the peer address ("/1.2.3.4").
+pub fn consumer_heartbeat_request(
+    req: &ConsumerGroupHeartbeatRequest,
+    version: i16,
+    client_id: &str,
+    client_host: &str,
+) -> ConsumerHeartbeatRequest {
+    ConsumerHeartbeatRequest {
+        group_id: s(&req.group_id),
+        member_id: s(&req.member_id),
+        member_epoch: req.member_epoch,
+        instance_id: os(&req.instance_id),
+        rack_id: os(&req.rack_id),
+        rebalance_timeout_ms: req.rebalance_timeout_ms,
+        subscribed_topic_names: req
+            .subscribed_topic_names
+            .as_ref()
+            .map(|names| names.iter().map(|n| s(&n.0)).collect()),
+        subscribed_topic_regex: os(&req.subscribed_topic_regex),
+        server_assignor: os(&req.server_assignor),
+        topic_partitions: req.topic_partitions.as_ref().map(|tps| {
+            tps.iter()
+                .map(|tp| (tp.topic_id, tp.partitions.clone()))
+                .collect()
+        }),
+        client_id: client_id.to_owned(),
+        client_host: client_host.to_owned(),
+        api_version: version,
+    }
+}
+
+/// Domain → ConsumerGroupHeartbeat response. Errors carry no member id,
+/// as in Kafka.
+pub fn consumer_heartbeat_response(
+    result: &Result<ConsumerHeartbeatResponse, GroupError>,
+) -> ConsumerGroupHeartbeatResponse {
+    match result {
+        Err(e) => ConsumerGroupHeartbeatResponse::default()
+            .with_error_code(e.code())
+            .with_member_id(None),
+        Ok(r) => ConsumerGroupHeartbeatResponse::default()
+            .with_member_id(Some(sb(&r.member_id)))
+            .with_member_epoch(r.member_epoch)
+            .with_heartbeat_interval_ms(r.heartbeat_interval_ms)
+            .with_assignment(r.assignment.as_ref().map(|tps| {
+                cgh::Assignment::default().with_topic_partitions(
+                    tps.iter()
+                        .map(|(id, ps)| {
+                            cgh::TopicPartitions::default()
+                                .with_topic_id(*id)
+                                .with_partitions(ps.clone())
+                        })
+                        .collect(),
+                )
+            })),
+    }
+}
+
+fn describe_assignment(tps: &[DescribedTopicPartitions]) -> cgd::Assignment {
+    cgd::Assignment::default().with_topic_partitions(
+        tps.iter()
+            .map(|tp| {
+                cgd::TopicPartitions::default()
+                    .with_topic_id(tp.topic_id)
+                    .with_topic_name(TopicName(sb(&tp.topic_name)))
+                    .with_partitions(tp.partitions.clone())
+            })
+            .collect(),
+    )
+}
+
+/// Domain → ConsumerGroupDescribe response (the shell adds
+/// `authorized_operations` if asked). Members are KIP-848 members
+/// (`member_type` 1) from v1.
+pub fn consumer_describe_response(
+    groups: &[(String, Result<ConsumerGroupDescription, GroupError>)],
+    version: i16,
+) -> ConsumerGroupDescribeResponse {
+    let described = groups
+        .iter()
+        .map(|(id, result)| {
+            let entry = cgd::DescribedGroup::default()
+                .with_group_id(kafka_protocol::messages::GroupId(sb(id)));
+            match result {
+                Err(e) => entry.with_error_code(e.code()),
+                Ok(d) => entry
+                    .with_group_state(StrBytes::from_static_str(d.state.as_str()))
+                    .with_group_epoch(d.group_epoch)
+                    .with_assignment_epoch(d.assignment_epoch)
+                    .with_assignor_name(sb(&d.assignor_name))
+                    .with_members(
+                        d.members
+                            .iter()
+                            .map(|m| {
+                                cgd::Member::default()
+                                    .with_member_id(sb(&m.member_id))
+                                    .with_instance_id(m.instance_id.as_deref().map(sb))
+                                    .with_rack_id(m.rack_id.as_deref().map(sb))
+                                    .with_member_epoch(m.member_epoch)
+                                    .with_client_id(sb(&m.client_id))
+                                    .with_client_host(sb(&m.client_host))
+                                    .with_subscribed_topic_names(
+                                        m.subscribed_topic_names
+                                            .iter()
+                                            .map(|t| TopicName(sb(t)))
+                                            .collect(),
+                                    )
+                                    .with_subscribed_topic_regex(
+                                        m.subscribed_topic_regex.as_deref().map(sb),
+                                    )
+                                    .with_assignment(describe_assignment(&m.assignment))
+                                    .with_target_assignment(describe_assignment(
+                                        &m.target_assignment,
+                                    ))
+                                    .with_member_type(if version >= 1 { 1 } else { -1 })
+                            })
+                            .collect(),
+                    ),
+            }
+        })
+        .collect();
+    ConsumerGroupDescribeResponse::default().with_groups(described)
 }

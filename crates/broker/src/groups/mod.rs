@@ -136,7 +136,12 @@ impl GroupService {
                         "offsets partition missing",
                     )
                 })?;
-            let core = load::replay_partition(&partition, self.config.core.clone())?;
+            let mut core = load::replay_partition(&partition, self.config.core.clone())?;
+            let topics = topic_image(&broker.image());
+            let metadata_out = core.set_topic_metadata(now, topics);
+            if !metadata_out.records.is_empty() {
+                persist::append(&partition, &metadata_out.records, now)?;
+            }
             let slot = Arc::new(Slot {
                 partition,
                 inner: Mutex::new(SlotInner {
@@ -273,6 +278,33 @@ impl GroupService {
         Ok(f(&inner.core))
     }
 
+    /// Tells every coordinator the topics as they are now, so KIP-848 groups
+    /// recompute their target assignments (topics created, deleted or
+    /// grown). Called after each metadata change; no client waits on it, so
+    /// its records are appended without waiting for a flush.
+    pub fn update_topics(&self, image: &odradek_metadata::MetadataImage, now_ms: i64) {
+        let slots: Vec<Arc<Slot>> = self.slots.read().clone();
+        if slots.is_empty() {
+            return;
+        }
+        let topics = topic_image(image);
+        for slot in slots {
+            let mut inner = slot.inner.lock();
+            let out = inner.core.set_topic_metadata(now_ms, topics.clone());
+            if !out.records.is_empty() {
+                if let Err(e) = persist::append(&slot.partition, &out.records, now_ms) {
+                    tracing::error!(error = ?e, "persisting group metadata update failed");
+                }
+            }
+            for effect in out.effects {
+                if let Some(tx) = inner.parked.remove(&token_of(&effect)) {
+                    let _ = tx.send(effect);
+                }
+            }
+        }
+        self.timers_changed.notify_one();
+    }
+
     /// A call that changes only timers (Heartbeat): no records, no effects.
     pub fn with_core_mut<R>(
         &self,
@@ -349,4 +381,21 @@ fn deliver(slot: &Slot, effects: Vec<Effect>) {
             let _ = tx.send(effect);
         }
     }
+}
+
+/// The topics KIP-848 assignors may hand out: every non-internal topic.
+fn topic_image(image: &odradek_metadata::MetadataImage) -> odradek_group::consumer::TopicImage {
+    image
+        .topics()
+        .filter(|t| !crate::broker::is_internal_topic(&t.name))
+        .map(|t| {
+            (
+                t.name.to_string(),
+                odradek_group::consumer::TopicInfo {
+                    topic_id: t.topic_id,
+                    partitions: t.partitions.len() as i32,
+                },
+            )
+        })
+        .collect()
 }

@@ -12,25 +12,13 @@ use odradek_protocol::frame::RawRequest;
 use super::{decode, ready, Reply, RequestError};
 use crate::broker::Broker;
 
-const STATES: [GroupState; 5] = [
-    GroupState::Empty,
-    GroupState::PreparingRebalance,
-    GroupState::CompletingRebalance,
-    GroupState::Stable,
-    GroupState::Dead,
-];
-
 pub fn handle(broker: &Arc<Broker>, req: &RawRequest) -> Result<Reply, RequestError> {
     let request: ListGroupsRequest = decode(req)?;
     // Kafka matches state names case-insensitively.
-    let states: Vec<GroupState> = STATES
-        .into_iter()
-        .filter(|s| {
-            request
-                .states_filter
-                .iter()
-                .any(|f| f.as_str().eq_ignore_ascii_case(s.as_str()))
-        })
+    let states: Vec<GroupState> = request
+        .states_filter
+        .iter()
+        .filter_map(|f| GroupState::parse(f.as_str()))
         .collect();
     if !request.states_filter.is_empty() && states.is_empty() {
         return ready(req, &ListGroupsResponse::default());

@@ -4,6 +4,8 @@
 //! answer, so what is advertised and what is implemented cannot drift.
 
 mod api_versions;
+mod consumer_group_describe;
+mod consumer_group_heartbeat;
 mod create_topics;
 mod delete_groups;
 mod delete_topics;
@@ -59,6 +61,8 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::InitProducerId, 0, 5),
     (ApiKey::DescribeConfigs, 1, 4),
     (ApiKey::DescribeCluster, 0, 2),
+    (ApiKey::ConsumerGroupHeartbeat, 0, 1),
+    (ApiKey::ConsumerGroupDescribe, 0, 1),
 ];
 
 pub fn supported_range(api_key: ApiKey) -> Option<(i16, i16)> {
@@ -143,6 +147,8 @@ pub async fn dispatch(
         ApiKey::InitProducerId => init_producer_id::handle(broker, &req),
         ApiKey::DescribeConfigs => describe_configs::handle(broker, &req),
         ApiKey::DescribeCluster => describe_cluster::handle(broker, &req),
+        ApiKey::ConsumerGroupHeartbeat => consumer_group_heartbeat::handle(broker, &req, peer),
+        ApiKey::ConsumerGroupDescribe => consumer_group_describe::handle(broker, &req),
         other => Err(RequestError::UnsupportedVersion {
             api: other,
             version,

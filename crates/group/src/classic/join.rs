@@ -69,7 +69,10 @@ impl ClassicGroup {
 
     fn accept_joining_member(&self, member_id: &str, max_size: usize) -> bool {
         match self.state {
-            GroupState::Empty | GroupState::Dead => true,
+            GroupState::Empty
+            | GroupState::Dead
+            | GroupState::Assigning
+            | GroupState::Reconciling => true,
             // Counting members awaiting join (not the group size) lets a
             // shrunk max size kick out the last rejoiners.
             GroupState::PreparingRebalance => {
@@ -168,7 +171,10 @@ impl ClassicGroup {
             GroupState::CompletingRebalance | GroupState::Stable => {
                 self.update_member_then_rebalance_or_complete_join(j, out)
             }
-            GroupState::Empty | GroupState::Dead => {
+            GroupState::Empty
+            | GroupState::Dead
+            | GroupState::Assigning
+            | GroupState::Reconciling => {
                 j.reply_error(out, &member_id, GroupError::UnknownMemberId)
             }
         }
@@ -292,7 +298,10 @@ impl ClassicGroup {
             // the old member id, so a new rebalance is needed.
             GroupState::CompletingRebalance => self.prepare_rebalance(cfg, now_ms, out),
             GroupState::PreparingRebalance => self.maybe_complete_join_phase(now_ms, out),
-            GroupState::Empty | GroupState::Dead => {
+            GroupState::Empty
+            | GroupState::Dead
+            | GroupState::Assigning
+            | GroupState::Reconciling => {
                 unreachable!("a group with a static member is neither Empty nor Dead")
             }
         }

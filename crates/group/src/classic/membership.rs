@@ -52,7 +52,10 @@ impl ClassicGroup {
             return Err(GroupError::IllegalGeneration);
         }
         match self.state {
-            GroupState::Empty | GroupState::Dead => Err(GroupError::UnknownMemberId),
+            GroupState::Empty
+            | GroupState::Dead
+            | GroupState::Assigning
+            | GroupState::Reconciling => Err(GroupError::UnknownMemberId),
             GroupState::PreparingRebalance => {
                 self.reschedule_heartbeat(&req.member_id, now_ms, None);
                 Err(GroupError::RebalanceInProgress)
@@ -94,7 +97,10 @@ impl ClassicGroup {
                     self.maybe_prepare_rebalance_or_complete_join(cfg, now_ms, out)
                 }
                 GroupState::PreparingRebalance => self.maybe_complete_join_phase(now_ms, out),
-                GroupState::Empty | GroupState::Dead => {}
+                GroupState::Empty
+                | GroupState::Dead
+                | GroupState::Assigning
+                | GroupState::Reconciling => {}
             }
         }
         LeaveResponse {

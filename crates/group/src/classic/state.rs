@@ -28,6 +28,11 @@ pub enum GroupState {
     Stable,
     /// Removed or unloaded; requests get COORDINATOR_NOT_AVAILABLE.
     Dead,
+    /// Consumer groups (KIP-848) only: the group epoch is ahead of the
+    /// target assignment.
+    Assigning,
+    /// Consumer groups only: some member has not reached its target.
+    Reconciling,
 }
 
 impl GroupState {
@@ -39,6 +44,8 @@ impl GroupState {
             GroupState::CompletingRebalance => "CompletingRebalance",
             GroupState::Stable => "Stable",
             GroupState::Dead => "Dead",
+            GroupState::Assigning => "Assigning",
+            GroupState::Reconciling => "Reconciling",
         }
     }
 
@@ -50,6 +57,8 @@ impl GroupState {
             GroupState::CompletingRebalance,
             GroupState::Stable,
             GroupState::Dead,
+            GroupState::Assigning,
+            GroupState::Reconciling,
         ]
         .into_iter()
         .find(|st| st.as_str().eq_ignore_ascii_case(s))
@@ -63,6 +72,8 @@ impl GroupState {
             CompletingRebalance => &[PreparingRebalance],
             Stable => &[CompletingRebalance],
             Dead => &[Stable, PreparingRebalance, CompletingRebalance, Empty, Dead],
+            // Not classic states.
+            Assigning | Reconciling => &[],
         }
     }
 }

@@ -90,7 +90,10 @@ impl ClassicGroup {
                     },
                 );
             }
-            GroupState::Empty | GroupState::Dead => unreachable!("checked above"),
+            GroupState::Empty
+            | GroupState::Dead
+            | GroupState::Assigning
+            | GroupState::Reconciling => unreachable!("checked above"),
         }
     }
 

@@ -5,7 +5,7 @@
 //!
 //! kafka-protocol keeps its own encoders crate-private, and it has no types
 //! for the `__consumer_offsets` schemas, so this small module carries just
-//! what those four schemas need. Every read is bounds-checked: a record read
+//! what the `__consumer_offsets` schemas need. Every read is bounds-checked: a record read
 //! back from disk is input, and bad input is an error value, never a panic.
 
 use bytes::{BufMut, Bytes};
@@ -40,6 +40,15 @@ impl Writer {
 
     pub(crate) fn i64(&mut self, v: i64) {
         self.buf.put_i64(v);
+    }
+
+    pub(crate) fn i8(&mut self, v: i8) {
+        self.buf.put_i8(v);
+    }
+
+    /// A UUID: 16 bytes, most significant half first (Java's `Uuid`).
+    pub(crate) fn uuid(&mut self, v: &uuid::Uuid) {
+        self.buf.put_slice(v.as_bytes());
     }
 
     fn uvarint(&mut self, mut v: u64) {
@@ -125,6 +134,16 @@ impl<'a> Reader<'a> {
     pub(crate) fn i64(&mut self) -> Result<i64, RecordError> {
         Ok(i64::from_be_bytes(
             self.take(8)?.try_into().expect("8 bytes"),
+        ))
+    }
+
+    pub(crate) fn i8(&mut self) -> Result<i8, RecordError> {
+        Ok(self.take(1)?[0] as i8)
+    }
+
+    pub(crate) fn uuid(&mut self) -> Result<uuid::Uuid, RecordError> {
+        Ok(uuid::Uuid::from_bytes(
+            self.take(16)?.try_into().expect("16 bytes"),
         ))
     }
 

@@ -8,7 +8,8 @@
 //! key   = version:int16 ++ KeyMessage@v0
 //!           version 0 or 1 → OffsetCommitKey   { group:string, topic:string, partition:int32 }
 //!           version 2      → GroupMetadataKey  { group:string }
-//!           version 3+     → KIP-848 / share-group records (not handled here)
+//!           version 3–8    → KIP-848 consumer-group records (see `consumer`)
+//!           version 9+     → share/streams-group records, regex cache (not handled)
 //! value = version:int16 ++ ValueMessage@version, or null (a tombstone)
 //! ```
 //!
@@ -38,9 +39,15 @@
 //! compacted, so the latest value per key is the state.
 
 mod codec;
+mod consumer;
 
 use bytes::Bytes;
 use codec::{Reader, Writer};
+
+pub use consumer::{
+    ConsumerMemberMetadataValue, CurrentMemberAssignmentValue, TopicMetadataValue, TopicPartitions,
+    CONSUMER_VALUE_VERSION,
+};
 
 /// Key version Kafka uses when writing offset commits (0 is also read).
 pub const OFFSET_COMMIT_KEY_VERSION: i16 = 1;
@@ -52,6 +59,13 @@ pub const OFFSET_COMMIT_VALUE_VERSION: i16 = 3;
 pub const OFFSET_COMMIT_VALUE_VERSION_WITH_EXPIRY: i16 = 1;
 /// Value version written for group metadata.
 pub const GROUP_METADATA_VALUE_VERSION: i16 = 3;
+/// Key versions of the KIP-848 consumer-group records.
+pub const CONSUMER_GROUP_METADATA_KEY_VERSION: i16 = 3;
+pub const CONSUMER_GROUP_PARTITION_METADATA_KEY_VERSION: i16 = 4;
+pub const CONSUMER_GROUP_MEMBER_METADATA_KEY_VERSION: i16 = 5;
+pub const CONSUMER_GROUP_TARGET_ASSIGNMENT_METADATA_KEY_VERSION: i16 = 6;
+pub const CONSUMER_GROUP_TARGET_ASSIGNMENT_MEMBER_KEY_VERSION: i16 = 7;
+pub const CONSUMER_GROUP_CURRENT_MEMBER_ASSIGNMENT_KEY_VERSION: i16 = 8;
 
 /// A record that cannot be decoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -62,8 +76,9 @@ pub enum RecordError {
     Malformed(&'static str),
     #[error("record key has no version")]
     MissingKey,
-    /// A key version this crate does not handle: the KIP-848 and share-group
-    /// records (3 and above). The shell decides whether to skip them.
+    /// A key version this crate does not handle: share/streams-group records
+    /// and Kafka's regex cache (9 and above). The shell decides whether to
+    /// skip them.
     #[error("unsupported record type (key version {0})")]
     UnsupportedRecordType(i16),
     #[error("unsupported value version {version} for key version {key_version}")]
@@ -130,6 +145,36 @@ pub enum Record {
         group: String,
         value: Option<GroupMetadataValue>,
     },
+    /// Key 3: the consumer group's epoch.
+    ConsumerGroupMetadata { group: String, epoch: Option<i32> },
+    /// Key 4: the metadata of the topics the group subscribes to.
+    ConsumerGroupPartitionMetadata {
+        group: String,
+        topics: Option<Vec<TopicMetadataValue>>,
+    },
+    /// Key 5: a member's subscription.
+    ConsumerGroupMemberMetadata {
+        group: String,
+        member: String,
+        value: Option<ConsumerMemberMetadataValue>,
+    },
+    /// Key 6: the epoch of the target assignment.
+    ConsumerGroupTargetAssignmentMetadata {
+        group: String,
+        assignment_epoch: Option<i32>,
+    },
+    /// Key 7: one member's target assignment.
+    ConsumerGroupTargetAssignmentMember {
+        group: String,
+        member: String,
+        partitions: Option<Vec<TopicPartitions>>,
+    },
+    /// Key 8: one member's current assignment and epochs.
+    ConsumerGroupCurrentMemberAssignment {
+        group: String,
+        member: String,
+        value: Option<CurrentMemberAssignmentValue>,
+    },
 }
 
 impl Record {
@@ -137,7 +182,29 @@ impl Record {
     pub fn group_id(&self) -> &str {
         match self {
             Record::OffsetCommit { key, .. } => &key.group,
-            Record::GroupMetadata { group, .. } => group,
+            Record::GroupMetadata { group, .. }
+            | Record::ConsumerGroupMetadata { group, .. }
+            | Record::ConsumerGroupPartitionMetadata { group, .. }
+            | Record::ConsumerGroupMemberMetadata { group, .. }
+            | Record::ConsumerGroupTargetAssignmentMetadata { group, .. }
+            | Record::ConsumerGroupTargetAssignmentMember { group, .. }
+            | Record::ConsumerGroupCurrentMemberAssignment { group, .. } => group,
+        }
+    }
+
+    /// True for a tombstone (null value).
+    pub fn is_tombstone(&self) -> bool {
+        match self {
+            Record::OffsetCommit { value, .. } => value.is_none(),
+            Record::GroupMetadata { value, .. } => value.is_none(),
+            Record::ConsumerGroupMetadata { epoch, .. } => epoch.is_none(),
+            Record::ConsumerGroupPartitionMetadata { topics, .. } => topics.is_none(),
+            Record::ConsumerGroupMemberMetadata { value, .. } => value.is_none(),
+            Record::ConsumerGroupTargetAssignmentMetadata {
+                assignment_epoch, ..
+            } => assignment_epoch.is_none(),
+            Record::ConsumerGroupTargetAssignmentMember { partitions, .. } => partitions.is_none(),
+            Record::ConsumerGroupCurrentMemberAssignment { value, .. } => value.is_none(),
         }
     }
 
@@ -154,6 +221,33 @@ impl Record {
             Record::GroupMetadata { group, .. } => {
                 w.i16(GROUP_METADATA_KEY_VERSION);
                 w.string(group);
+            }
+            Record::ConsumerGroupMetadata { group, .. } => {
+                w.i16(CONSUMER_GROUP_METADATA_KEY_VERSION);
+                w.string(group);
+            }
+            Record::ConsumerGroupPartitionMetadata { group, .. } => {
+                w.i16(CONSUMER_GROUP_PARTITION_METADATA_KEY_VERSION);
+                w.string(group);
+            }
+            Record::ConsumerGroupMemberMetadata { group, member, .. } => {
+                w.i16(CONSUMER_GROUP_MEMBER_METADATA_KEY_VERSION);
+                w.string(group);
+                w.string(member);
+            }
+            Record::ConsumerGroupTargetAssignmentMetadata { group, .. } => {
+                w.i16(CONSUMER_GROUP_TARGET_ASSIGNMENT_METADATA_KEY_VERSION);
+                w.string(group);
+            }
+            Record::ConsumerGroupTargetAssignmentMember { group, member, .. } => {
+                w.i16(CONSUMER_GROUP_TARGET_ASSIGNMENT_MEMBER_KEY_VERSION);
+                w.string(group);
+                w.string(member);
+            }
+            Record::ConsumerGroupCurrentMemberAssignment { group, member, .. } => {
+                w.i16(CONSUMER_GROUP_CURRENT_MEMBER_ASSIGNMENT_KEY_VERSION);
+                w.string(group);
+                w.string(member);
             }
         }
         w.finish()
@@ -174,6 +268,22 @@ impl Record {
             Record::GroupMetadata { value, .. } => value
                 .as_ref()
                 .map(|v| v.encode(GROUP_METADATA_VALUE_VERSION)),
+            Record::ConsumerGroupMetadata { epoch, .. } => epoch.map(consumer::encode_epoch),
+            Record::ConsumerGroupPartitionMetadata { topics, .. } => {
+                topics.as_deref().map(consumer::encode_partition_metadata)
+            }
+            Record::ConsumerGroupMemberMetadata { value, .. } => {
+                value.as_ref().map(ConsumerMemberMetadataValue::encode)
+            }
+            Record::ConsumerGroupTargetAssignmentMetadata {
+                assignment_epoch, ..
+            } => assignment_epoch.map(consumer::encode_epoch),
+            Record::ConsumerGroupTargetAssignmentMember { partitions, .. } => {
+                partitions.as_deref().map(consumer::encode_target_member)
+            }
+            Record::ConsumerGroupCurrentMemberAssignment { value, .. } => {
+                value.as_ref().map(CurrentMemberAssignmentValue::encode)
+            }
         }
     }
 
@@ -199,6 +309,35 @@ impl Record {
                 let value = value.map(GroupMetadataValue::decode).transpose()?;
                 Ok(Record::GroupMetadata { group, value })
             }
+            3 => Ok(Record::ConsumerGroupMetadata {
+                group: r.string()?,
+                epoch: value.map(|v| consumer::decode_epoch(v, 3)).transpose()?,
+            }),
+            4 => Ok(Record::ConsumerGroupPartitionMetadata {
+                group: r.string()?,
+                topics: value.map(consumer::decode_partition_metadata).transpose()?,
+            }),
+            5 => Ok(Record::ConsumerGroupMemberMetadata {
+                group: r.string()?,
+                member: r.string()?,
+                value: value.map(ConsumerMemberMetadataValue::decode).transpose()?,
+            }),
+            6 => Ok(Record::ConsumerGroupTargetAssignmentMetadata {
+                group: r.string()?,
+                assignment_epoch: value.map(|v| consumer::decode_epoch(v, 6)).transpose()?,
+            }),
+            7 => Ok(Record::ConsumerGroupTargetAssignmentMember {
+                group: r.string()?,
+                member: r.string()?,
+                partitions: value.map(consumer::decode_target_member).transpose()?,
+            }),
+            8 => Ok(Record::ConsumerGroupCurrentMemberAssignment {
+                group: r.string()?,
+                member: r.string()?,
+                value: value
+                    .map(CurrentMemberAssignmentValue::decode)
+                    .transpose()?,
+            }),
             other => Err(RecordError::UnsupportedRecordType(other)),
         }
     }

@@ -277,8 +277,8 @@ fn key_version_zero_is_read_as_offset_commit() {
 fn bad_input_is_an_error_not_a_panic() {
     assert_eq!(Record::decode(&[0x00], None), Err(RecordError::MissingKey));
     assert_eq!(
-        Record::decode(&[0x00, 0x03, 0x00, 0x01, b'g'], None),
-        Err(RecordError::UnsupportedRecordType(3))
+        Record::decode(&[0x00, 0x10, 0x00, 0x01, b'g'], None),
+        Err(RecordError::UnsupportedRecordType(16))
     );
     let key = Record::GroupMetadata {
         group: "g".into(),

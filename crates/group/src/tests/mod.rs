@@ -3,6 +3,7 @@
 //! public inspection methods. No sleeps, no runtime.
 
 mod classic;
+mod consumer;
 mod membership;
 mod offsets;
 mod replay;

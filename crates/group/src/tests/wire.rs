@@ -68,3 +68,59 @@ fn leave_before_v3_is_a_batch_of_one_with_a_top_level_error() {
     let v3 = wire::leave_response(&resp, 3);
     assert_eq!((v3.error_code, v3.members[0].error_code), (0, 25));
 }
+
+#[test]
+fn consumer_heartbeat_maps_both_ways() {
+    use kafka_protocol::messages::consumer_group_heartbeat_request::TopicPartitions;
+    use kafka_protocol::messages::{ConsumerGroupHeartbeatRequest, TopicName};
+    use kafka_protocol::protocol::{Decodable, Encodable};
+
+    let mut c = coordinator();
+    let id = uuid::Uuid::from_u128(7);
+    let _ = c.set_topic_metadata(
+        0,
+        [(
+            "t".to_owned(),
+            crate::TopicInfo {
+                topic_id: id,
+                partitions: 2,
+            },
+        )]
+        .into(),
+    );
+    let req = ConsumerGroupHeartbeatRequest::default()
+        .with_group_id(GroupId(sb("g")))
+        .with_member_id(sb("m"))
+        .with_member_epoch(0)
+        .with_rebalance_timeout_ms(30_000)
+        .with_subscribed_topic_names(Some(vec![TopicName(sb("t"))]))
+        .with_topic_partitions(Some(Vec::<TopicPartitions>::new()));
+    let d = wire::consumer_heartbeat_request(&req, 1, "cid", "/1.2.3.4");
+    assert_eq!(d.subscribed_topic_names, Some(vec!["t".to_owned()]));
+    assert_eq!(d.topic_partitions, Some(vec![]));
+    let out = c.consumer_group_heartbeat(0, d);
+    let resp = wire::consumer_heartbeat_response(&out.response);
+    assert_eq!(resp.error_code, 0);
+    assert_eq!(resp.member_epoch, 1);
+    let a = resp.assignment.as_ref().unwrap();
+    assert_eq!(a.topic_partitions[0].topic_id, id);
+    assert_eq!(a.topic_partitions[0].partitions, vec![0, 1]);
+    let mut buf = bytes::BytesMut::new();
+    resp.encode(&mut buf, 1).unwrap();
+    let back =
+        kafka_protocol::messages::ConsumerGroupHeartbeatResponse::decode(&mut buf.freeze(), 1)
+            .unwrap();
+    assert_eq!(back, resp);
+
+    let err = wire::consumer_heartbeat_response(&Err(GroupError::FencedMemberEpoch));
+    assert_eq!((err.error_code, err.member_id), (110, None));
+
+    let described = c.consumer_group_describe(&["g".into(), "nope".into()]);
+    let resp = wire::consumer_describe_response(&described, 1);
+    assert_eq!(resp.groups[0].group_state.as_str(), "Stable");
+    assert_eq!(resp.groups[0].assignor_name.as_str(), "uniform");
+    let m = &resp.groups[0].members[0];
+    assert_eq!(m.assignment.topic_partitions[0].topic_name.0.as_str(), "t");
+    assert_eq!(m.member_type, 1);
+    assert_eq!(resp.groups[1].error_code, 69);
+}
