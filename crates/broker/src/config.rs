@@ -166,6 +166,10 @@ const BROKER_DEFAULTS: &[(&str, &str)] = &[
     ("offset.metadata.max.bytes", "4096"),
     ("offsets.retention.minutes", "10080"),
     ("offsets.retention.check.interval.ms", "600000"),
+    ("group.consumer.heartbeat.interval.ms", "5000"),
+    ("group.consumer.session.timeout.ms", "45000"),
+    ("group.consumer.max.size", "2147483647"),
+    ("group.consumer.assignors", "uniform,range"),
 ];
 
 /// Accepted alternative spellings that Kafka also accepts (`log.dir` for
@@ -350,6 +354,19 @@ impl BrokerConfig {
                         1,
                         i64::MAX,
                     )?,
+                    group_consumer_heartbeat_interval_ms: int(
+                        "group.consumer.heartbeat.interval.ms",
+                        1,
+                        i32::MAX as i64,
+                    )? as i32,
+                    group_consumer_session_timeout_ms: int(
+                        "group.consumer.session.timeout.ms",
+                        1,
+                        i32::MAX as i64,
+                    )? as i32,
+                    group_consumer_max_size: int("group.consumer.max.size", 1, i32::MAX as i64)?
+                        as usize,
+                    group_consumer_assignors: parse_assignors(get("group.consumer.assignors"))?,
                     ..Default::default()
                 },
             },
@@ -368,6 +385,25 @@ impl BrokerConfig {
             .get(topic_config_name)
             .map(String::as_str)
     }
+}
+
+/// `group.consumer.assignors`: names of the server-side assignors, the
+/// first being the default. Kafka also accepts class names; only the two
+/// built-in assignors exist here.
+fn parse_assignors(value: &str) -> Result<Vec<String>, ConfigError> {
+    let names: Vec<String> = value
+        .split(',')
+        .map(|s| s.trim().to_ascii_lowercase())
+        .filter(|s| !s.is_empty())
+        .collect();
+    if names.is_empty() || names.iter().any(|n| n != "uniform" && n != "range") {
+        return Err(invalid(
+            "group.consumer.assignors",
+            value,
+            "must list one or more of: uniform, range",
+        ));
+    }
+    Ok(names)
 }
 
 fn parse_listeners(name: &str, value: &str) -> Result<Vec<Listener>, ConfigError> {
