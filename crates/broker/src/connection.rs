@@ -54,8 +54,10 @@ pub async fn serve(stream: TcpStream, broker: Arc<Broker>, mut shutdown: watch::
                 break;
             }
         };
-        let mut frame = BytesMut::zeroed(len);
-        if reader.read_exact(&mut frame).await.is_err() {
+        // Read into uninitialised capacity: zeroing megabyte frames first
+        // showed up in produce profiles.
+        let mut frame = BytesMut::with_capacity(len);
+        if read_frame(&mut reader, &mut frame, len).await.is_err() {
             break; // truncated request
         }
         let request = match split_request(frame.freeze()) {
@@ -80,6 +82,21 @@ pub async fn serve(stream: TcpStream, broker: Arc<Broker>, mut shutdown: watch::
     }
     drop(replies);
     let _ = writer.await;
+}
+
+/// Reads exactly `len` bytes into `frame` without reading past the frame.
+async fn read_frame<R: tokio::io::AsyncRead + Unpin>(
+    reader: &mut R,
+    frame: &mut BytesMut,
+    len: usize,
+) -> std::io::Result<()> {
+    let mut limited = reader.take(len as u64);
+    while frame.len() < len {
+        if limited.read_buf(frame).await? == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+    }
+    Ok(())
 }
 
 async fn write_replies(
