@@ -24,6 +24,9 @@ pub struct Partition {
     pub topic: Arc<str>,
     pub topic_id: Uuid,
     pub index: i32,
+    /// The leader epoch from the metadata image; stamped on every appended
+    /// batch and checked against clients' `current_leader_epoch` (KIP-320).
+    pub leader_epoch: i32,
     config: RwLock<Arc<EffectiveTopicConfig>>,
     log: Mutex<Log>,
     /// Idempotent producers' sequences. Locked only while `log` is held,
@@ -74,6 +77,7 @@ impl Partition {
         index: i32,
         log: Log,
         config: EffectiveTopicConfig,
+        leader_epoch: i32,
     ) -> Partition {
         let flushed = log.recovery_point();
         let producers = rebuild_producer_state(&log);
@@ -81,6 +85,7 @@ impl Partition {
             topic,
             topic_id,
             index,
+            leader_epoch,
             config: RwLock::new(Arc::new(config)),
             log: Mutex::new(log),
             producers: Mutex::new(producers),
@@ -130,6 +135,7 @@ impl Partition {
             }
             TimestampType::CreateTime => -1,
         };
+        batch::set_partition_leader_epoch(&mut owned, self.leader_epoch);
         let mut log = self.log.lock();
         let mut producers = self.producers.lock();
         if let Verdict::Duplicate {
@@ -243,6 +249,17 @@ impl Partition {
             log_end_offset: log.log_end_offset(),
             slice,
         })
+    }
+
+    /// KIP-320: a client that knows a newer epoch than ours talks to a
+    /// stale leader (UNKNOWN_LEADER_EPOCH, retriable); one with an older
+    /// epoch has stale metadata (FENCED_LEADER_EPOCH). -1 skips the check.
+    pub fn check_leader_epoch(&self, current_leader_epoch: i32) -> Result<(), ApiError> {
+        match current_leader_epoch {
+            e if e < 0 || e == self.leader_epoch => Ok(()),
+            e if e > self.leader_epoch => Err(ApiError::bare(ResponseError::UnknownLeaderEpoch)),
+            _ => Err(ApiError::bare(ResponseError::FencedLeaderEpoch)),
+        }
     }
 
     pub fn high_watermark(&self) -> i64 {

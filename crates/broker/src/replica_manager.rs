@@ -110,7 +110,7 @@ impl ReplicaManager {
         config: &EffectiveTopicConfig,
     ) -> Result<TopicPartitions, StorageError> {
         let mut partitions = Vec::with_capacity(topic.partitions.len());
-        for &index in topic.partitions.keys() {
+        for (&index, image) in &topic.partitions {
             let dir = self.log_dir.join(format!("{}-{}", topic.name, index));
             discard_if_other_topic(&dir, topic.topic_id)?;
             let recovery_point = self
@@ -132,6 +132,7 @@ impl ReplicaManager {
                 index,
                 log,
                 config.clone(),
+                image.leader_epoch,
             )));
         }
         Ok(partitions.into())

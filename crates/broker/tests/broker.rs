@@ -532,3 +532,52 @@ async fn idempotent_producer_dedupes_and_orders() {
     assert_ne!(again.producer_id.0, pid);
     broker.stop().await;
 }
+
+/// KIP-320: clients' current_leader_epoch is checked on Fetch and
+/// ListOffsets, and OffsetForLeaderEpoch reports where an epoch ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leader_epochs_are_checked_and_reported() {
+    let broker = TestBroker::start(&[]).await;
+    let mut c = broker.client().await;
+    assert_eq!(create_topic(&mut c, "e", 1, &[]).await, 0);
+    let b = batch(
+        &[record("k", "v", now_ms()), record("k", "w", now_ms())],
+        Compression::None,
+    );
+    assert_eq!(produce(&mut c, "e", 0, b).await, (0, 0));
+    let mut req = fetch_request("e", 0, 0, 0, 1);
+    req.topics[0].partitions[0].current_leader_epoch = 5;
+    let resp: FetchResponse = c.call(ApiKey::Fetch, 11, &req).await;
+    assert_eq!(
+        resp.responses[0].partitions[0].error_code,
+        ResponseError::UnknownLeaderEpoch.code()
+    );
+    req.topics[0].partitions[0].current_leader_epoch = 0;
+    let resp: FetchResponse = c.call(ApiKey::Fetch, 11, &req).await;
+    assert_eq!(resp.responses[0].partitions[0].error_code, 0);
+    // Stored batches carry the leader epoch, not the producer's -1.
+    let mut bytes = resp.responses[0].partitions[0].records.clone().unwrap();
+    let sets = kafka_protocol::records::RecordBatchDecoder::decode_all(&mut bytes).unwrap();
+    assert_eq!(sets[0].records[0].partition_leader_epoch, 0);
+    let ask = |epoch| {
+        OffsetForLeaderEpochRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_topics(vec![
+                offset_for_leader_epoch_request::OffsetForLeaderTopic::default()
+                    .with_topic(TopicName(StrBytes::from_static_str("e")))
+                    .with_partitions(vec![
+                        offset_for_leader_epoch_request::OffsetForLeaderPartition::default()
+                            .with_partition(0)
+                            .with_current_leader_epoch(-1)
+                            .with_leader_epoch(epoch),
+                    ]),
+            ])
+    };
+    let resp: OffsetForLeaderEpochResponse = c.call(ApiKey::OffsetForLeaderEpoch, 4, &ask(0)).await;
+    let p = &resp.topics[0].partitions[0];
+    assert_eq!((p.error_code, p.leader_epoch, p.end_offset), (0, 0, 2));
+    let resp: OffsetForLeaderEpochResponse = c.call(ApiKey::OffsetForLeaderEpoch, 4, &ask(3)).await;
+    let p = &resp.topics[0].partitions[0];
+    assert_eq!((p.leader_epoch, p.end_offset), (-1, -1));
+    broker.stop().await;
+}

@@ -29,6 +29,7 @@ struct Wanted {
     topic_slot: usize,
     index: i32,
     fetch_offset: i64,
+    current_leader_epoch: i32,
     max_bytes: usize,
     partition: Result<Arc<Partition>, ResponseError>,
 }
@@ -93,6 +94,7 @@ fn resolve(broker: &Broker, request: &FetchRequest, by_id: bool) -> Plan {
                 topic_slot: slot,
                 index: p.partition,
                 fetch_offset: p.fetch_offset,
+                current_leader_epoch: p.current_leader_epoch,
                 max_bytes: p.partition_max_bytes.max(0) as usize,
                 partition,
             });
@@ -169,6 +171,7 @@ fn read_one(
     max_bytes: usize,
     min_one_batch: bool,
 ) -> Result<(PartitionData, usize), ApiError> {
+    p.check_leader_epoch(w.current_leader_epoch)?;
     let read = p.read(w.fetch_offset, max_bytes, min_one_batch)?;
     // pread happens here, outside the partition lock.
     let records = read

@@ -47,7 +47,11 @@ pub fn handle(broker: &Arc<Broker>, req: &RawRequest) -> Result<Reply, RequestEr
                                 .partition(&topic.topic_id, p.partition_index)
                         })
                         .ok_or(ApiError::bare(ResponseError::UnknownTopicOrPartition));
-                    match partition.and_then(|part| lookup(&part, p.timestamp)) {
+                    let found = partition.and_then(|part| {
+                        part.check_leader_epoch(p.current_leader_epoch)?;
+                        lookup(&part, p.timestamp)
+                    });
+                    match found {
                         Ok(found) => response
                             .with_offset(found.offset)
                             .with_timestamp(found.timestamp)

@@ -24,6 +24,7 @@ mod metadata;
 mod offset_commit;
 mod offset_delete;
 mod offset_fetch;
+mod offset_for_leader_epoch;
 mod produce;
 mod sync_group;
 
@@ -63,6 +64,7 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeCluster, 0, 2),
     (ApiKey::ConsumerGroupHeartbeat, 0, 1),
     (ApiKey::ConsumerGroupDescribe, 0, 1),
+    (ApiKey::OffsetForLeaderEpoch, 2, 4),
 ];
 
 pub fn supported_range(api_key: ApiKey) -> Option<(i16, i16)> {
@@ -149,6 +151,7 @@ pub async fn dispatch(
         ApiKey::DescribeCluster => describe_cluster::handle(broker, &req),
         ApiKey::ConsumerGroupHeartbeat => consumer_group_heartbeat::handle(broker, &req, peer),
         ApiKey::ConsumerGroupDescribe => consumer_group_describe::handle(broker, &req),
+        ApiKey::OffsetForLeaderEpoch => offset_for_leader_epoch::handle(broker, &req),
         other => Err(RequestError::UnsupportedVersion {
             api: other,
             version,
