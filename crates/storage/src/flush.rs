@@ -66,9 +66,23 @@ impl Log {
             .segments
             .partition_point(|s| s.base_offset <= self.recovery_point)
             .saturating_sub(1);
+        // The active segment's indexes are left unsynced: the segment that
+        // holds the recovery point is always rescanned on open and both its
+        // indexes rebuilt (recovery.rs), so only its data must be durable.
+        // Sealed segments fall wholly below the new recovery point and are
+        // trusted, so their indexes are synced too.
+        let last = self.segments.len() - 1;
         let files = self.segments[first..]
             .iter()
-            .flat_map(|s| s.files())
+            .enumerate()
+            .flat_map(|(i, s)| {
+                let [log, index, time_index] = s.files();
+                if first + i == last {
+                    vec![log]
+                } else {
+                    vec![log, index, time_index]
+                }
+            })
             .collect();
         FlushTarget {
             files,
