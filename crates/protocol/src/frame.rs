@@ -53,6 +53,10 @@ impl RawRequest {
     pub fn correlation_id(&self) -> i32 {
         self.header.correlation_id
     }
+    /// The header's client id, empty when the client sent none.
+    pub fn client_id(&self) -> &str {
+        self.header.client_id.as_ref().map_or("", |c| c.as_str())
+    }
 }
 
 /// Splits a frame body into the decoded request header and the undecoded

@@ -13,13 +13,8 @@ use crate::broker::Broker;
 
 pub fn handle(broker: &Arc<Broker>, req: &RawRequest, peer: &str) -> Result<Reply, RequestError> {
     let request: ConsumerGroupHeartbeatRequest = decode(req)?;
-    let client_id = req
-        .header
-        .client_id
-        .as_ref()
-        .map_or("", |c| c.as_str())
-        .to_string();
-    let heartbeat = wire::consumer_heartbeat_request(&request, req.version(), &client_id, peer);
+    let heartbeat =
+        wire::consumer_heartbeat_request(&request, req.version(), req.client_id(), peer);
     let group_id = heartbeat.group_id.clone();
     let broker = broker.clone();
     let req = req.clone();

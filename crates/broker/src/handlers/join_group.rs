@@ -12,13 +12,7 @@ use crate::broker::Broker;
 pub fn handle(broker: &Arc<Broker>, req: &RawRequest, peer: &str) -> Result<Reply, RequestError> {
     let request: JoinGroupRequest = decode(req)?;
     let version = req.version();
-    let client_id = req
-        .header
-        .client_id
-        .as_ref()
-        .map_or("", |c| c.as_str())
-        .to_string();
-    let join = wire::join_request(&request, version, &client_id, peer);
+    let join = wire::join_request(&request, version, req.client_id(), peer);
     let member_id = join.member_id.clone();
     let group_id = join.group_id.clone();
     let broker = broker.clone();
