@@ -12,6 +12,9 @@ bad-input tests, where a real client would not send the bad request.
 Every wait is bounded.
 """
 
+import json
+import subprocess
+import sys
 import threading
 import time
 
@@ -376,3 +379,71 @@ class RawGroupClient:
             for p, e in ps:
                 out[p] = e
         return out
+
+
+# --- a member in a child process ------------------------------------------------
+CHILD_CONSUMER = r'''
+import sys, time
+import json
+from confluent_kafka import Consumer, KafkaException
+bootstrap, group, topic, extra = sys.argv[1:5]
+c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "client.id": "child",
+              "auto.offset.reset": "earliest", "enable.auto.commit": False,
+              **json.loads(extra)})
+c.subscribe([topic])
+last = None
+while True:
+    msgs = c.consume(num_messages=50, timeout=0.1)
+    a = sorted(tp.partition for tp in c.assignment())
+    if a != last:
+        print("ASSIGN " + ",".join(map(str, a)), flush=True)
+        last = a
+    vals = [m.value().decode() for m in msgs if m.error() is None]
+    if vals:
+        # process (report) first, then commit: commit-after-processing
+        print("V " + " ".join(vals), flush=True)
+        try:
+            c.commit(asynchronous=False)
+        except KafkaException as e:
+            print("ERR " + str(e), flush=True)
+        time.sleep(0.05)  # a slow consumer, so it dies half-way
+'''
+
+
+class ChildConsumer:
+    """A group member in its own process (so a test can SIGKILL it without a
+    LeaveGroup), running CHILD_CONSUMER with `extra_conf` on top of the base
+    settings; its stdout is read by a thread."""
+
+    def __init__(self, tmp_path, broker, group, topic, extra_conf):
+        script = tmp_path / "child_consumer.py"
+        script.write_text(CHILD_CONSUMER)
+        self.proc = subprocess.Popen([sys.executable, str(script), broker.bootstrap, group,
+                                      topic, json.dumps(extra_conf)], stdout=subprocess.PIPE,
+                                     stderr=open(tmp_path / "child.stderr", "wb"),
+                                     stdin=subprocess.DEVNULL)
+        self.lock = threading.Lock()
+        self.assignment = frozenset()
+        self.values = []
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            line = line.decode().rstrip("\n")
+            with self.lock:
+                if line.startswith("ASSIGN "):
+                    s = line[len("ASSIGN "):]
+                    self.assignment = frozenset(int(p) for p in s.split(",") if p)
+                elif line.startswith("V "):
+                    self.values.extend(line[2:].split(" "))
+
+    def snapshot(self):
+        with self.lock:
+            return self.assignment, len(self.values)
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(10)
+        self.reader.join(5)

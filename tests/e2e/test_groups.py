@@ -7,8 +7,6 @@ group.initial.rebalance.delay.ms=0 so groups form without the 3 s wait.
 """
 
 import collections
-import subprocess
-import sys
 import threading
 import time
 
@@ -17,7 +15,7 @@ from confluent_kafka import (Consumer, ConsumerGroupState, KafkaError, KafkaExce
                              TopicPartition)
 
 from clients import admin, ck_conf, create_topic, produce, watermarks
-from group_helpers import (ILLEGAL_GENERATION, INCONSISTENT_GROUP_PROTOCOL, INVALID_GROUP_ID,
+from group_helpers import (ChildConsumer, ILLEGAL_GENERATION, INCONSISTENT_GROUP_PROTOCOL, INVALID_GROUP_ID,
                            INVALID_SESSION_TIMEOUT, MEMBER_ID_REQUIRED, UNKNOWN_MEMBER_ID,
                            ConfluentMember, KafkaPythonMember, RawGroupClient,
                            fresh_committed, stop_all, wait_assignment_complete, wait_until)
@@ -122,74 +120,11 @@ def test_kafka_python_group_splits_partitions_exactly_once(gbroker):
 
 
 # --- 3. SIGKILLed member ---------------------------------------------------------
-CHILD_CONSUMER = r'''
-import sys, time
-from confluent_kafka import Consumer, KafkaError, KafkaException
-bootstrap, group, topic = sys.argv[1:4]
-c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "client.id": "child",
-              "auto.offset.reset": "earliest", "enable.auto.commit": False,
-              "session.timeout.ms": 6000, "heartbeat.interval.ms": 500})
-c.subscribe([topic])
-last = None
-while True:
-    msgs = c.consume(num_messages=50, timeout=0.1)
-    a = sorted(tp.partition for tp in c.assignment())
-    if a != last:
-        print("ASSIGN " + ",".join(map(str, a)), flush=True)
-        last = a
-    vals = [m.value().decode() for m in msgs if m.error() is None]
-    if vals:
-        # process (report) first, then commit: commit-after-processing
-        print("V " + " ".join(vals), flush=True)
-        try:
-            c.commit(asynchronous=False)
-        except KafkaException as e:
-            print("ERR " + str(e), flush=True)
-        time.sleep(0.05)  # a slow consumer, so it dies half-way
-'''
-
-
-class ChildConsumer:
-    """The CHILD_CONSUMER script in its own process; stdout read by a thread."""
-
-    def __init__(self, tmp_path, broker, group, topic):
-        script = tmp_path / "child_consumer.py"
-        script.write_text(CHILD_CONSUMER)
-        self.proc = subprocess.Popen([sys.executable, str(script), broker.bootstrap, group,
-                                      topic], stdout=subprocess.PIPE,
-                                     stderr=open(tmp_path / "child.stderr", "wb"),
-                                     stdin=subprocess.DEVNULL)
-        self.lock = threading.Lock()
-        self.assignment = frozenset()
-        self.values = []
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
-
-    def _read(self):
-        for line in self.proc.stdout:
-            line = line.decode().rstrip("\n")
-            with self.lock:
-                if line.startswith("ASSIGN "):
-                    s = line[len("ASSIGN "):]
-                    self.assignment = frozenset(int(p) for p in s.split(",") if p)
-                elif line.startswith("V "):
-                    self.values.extend(line[2:].split(" "))
-
-    def snapshot(self):
-        with self.lock:
-            return self.assignment, len(self.values)
-
-    def kill(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait(10)
-        self.reader.join(5)
-
-
 def test_sigkilled_member_partitions_move_and_nothing_is_lost(gbroker, tmp_path):
     topic = create_topic(gbroker, "grp-kill", partitions=6)
     group = "g-kill"
-    child = ChildConsumer(tmp_path, gbroker, group, topic)
+    child = ChildConsumer(tmp_path, gbroker, group, topic,
+                          {"session.timeout.ms": 6000, "heartbeat.interval.ms": 500})
     survivor = ConfluentMember(gbroker, group, topic, "survivor", commit_each_batch=True)
     try:
         wait_until(lambda: child.snapshot()[0], 30, "the child consumer's first assignment")

@@ -28,8 +28,6 @@ classic group is not supported by the broker and not tested.
 """
 
 import collections
-import subprocess
-import sys
 import threading
 import time
 
@@ -38,7 +36,7 @@ from confluent_kafka import (Consumer, ConsumerGroupState, ConsumerGroupTopicPar
                              ConsumerGroupType, KafkaError, KafkaException)
 
 from clients import admin, create_topic, produce, watermarks
-from group_helpers import (ConfluentMember, fresh_committed, stop_all,
+from group_helpers import (ChildConsumer, ConfluentMember, fresh_committed, stop_all,
                            wait_assignment_complete, wait_until)
 from test_groups import consume_all_exactly_once, produce_spread, values
 
@@ -482,68 +480,6 @@ def test_kip848_admin_list_and_describe(kbroker):
 
 
 # --- 6. SIGKILLed member ----------------------------------------------------------------
-CHILD_CONSUMER = r'''
-import sys, time
-from confluent_kafka import Consumer, KafkaException
-bootstrap, group, topic = sys.argv[1:4]
-c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "client.id": "child",
-              "group.protocol": "consumer", "auto.offset.reset": "earliest",
-              "enable.auto.commit": False})
-c.subscribe([topic])
-last = None
-while True:
-    msgs = c.consume(num_messages=50, timeout=0.1)
-    a = sorted(tp.partition for tp in c.assignment())
-    if a != last:
-        print("ASSIGN " + ",".join(map(str, a)), flush=True)
-        last = a
-    vals = [m.value().decode() for m in msgs if m.error() is None]
-    if vals:
-        # process (report) first, then commit: commit-after-processing
-        print("V " + " ".join(vals), flush=True)
-        try:
-            c.commit(asynchronous=False)
-        except KafkaException as e:
-            print("ERR " + str(e), flush=True)
-        time.sleep(0.05)  # a slow consumer, so it dies half-way
-'''
-
-
-class ChildConsumer:
-    """CHILD_CONSUMER in its own process; its stdout read by a thread."""
-
-    def __init__(self, tmp_path, broker, group, topic):
-        script = tmp_path / "child_kip848.py"
-        script.write_text(CHILD_CONSUMER)
-        self.proc = subprocess.Popen([sys.executable, str(script), broker.bootstrap, group,
-                                      topic], stdout=subprocess.PIPE,
-                                     stderr=open(tmp_path / "child.stderr", "wb"),
-                                     stdin=subprocess.DEVNULL)
-        self.lock = threading.Lock()
-        self.assignment = frozenset()
-        self.values = []
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
-
-    def _read(self):
-        for line in self.proc.stdout:
-            line = line.decode().rstrip("\n")
-            with self.lock:
-                if line.startswith("ASSIGN "):
-                    s = line[len("ASSIGN "):]
-                    self.assignment = frozenset(int(p) for p in s.split(",") if p)
-                elif line.startswith("V "):
-                    self.values.extend(line[2:].split(" "))
-
-    def snapshot(self):
-        with self.lock:
-            return self.assignment, len(self.values)
-
-    def kill(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait(10)
-        self.reader.join(5)
 
 
 SESSION_MS = 6000
@@ -553,7 +489,7 @@ def test_kip848_sigkilled_member_fenced_after_session_timeout(start_broker, tmp_
     b = start_broker(overrides={**KIP848, "group.consumer.session.timeout.ms": SESSION_MS})
     topic = create_topic(b, "k848-kill", partitions=6)
     group = "k848-kill"
-    child = ChildConsumer(tmp_path, b, group, topic)
+    child = ChildConsumer(tmp_path, b, group, topic, {"group.protocol": "consumer"})
     survivor = Kip848Member(b, group, topic, "survivor", commit_each_batch=True)
     try:
         wait_until(lambda: child.snapshot()[0], 30, "the child consumer's first assignment")
