@@ -107,7 +107,13 @@ async fn write_replies(
     while let Some(reply) = pending.recv().await {
         let bytes = match reply {
             Reply::Ready(b) => b,
-            Reply::Later(f) => f.await,
+            // An empty deferred reply means it could not be encoded; the
+            // client would wait forever for that correlation id, so the
+            // connection is closed instead.
+            Reply::Later(f) => match f.await {
+                b if b.is_empty() => return,
+                b => b,
+            },
             Reply::Nothing => continue,
         };
         if out.write_all(&bytes).await.is_err() {

@@ -80,6 +80,7 @@ pub enum Reply {
     Ready(Bytes),
     /// The response completes later: a fetch waiting for data, a produce
     /// waiting for its fsync. Later requests' responses queue behind it.
+    /// An empty frame closes the connection (the response failed to encode).
     Later(BoxFuture<'static, Bytes>),
     /// acks=0 produce: Kafka sends nothing back.
     Nothing,
