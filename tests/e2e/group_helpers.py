@@ -90,6 +90,25 @@ class _Member(threading.Thread):
         if self.exc is not None:
             raise AssertionError(f"{self.name} failed: {self.exc!r}") from self.exc
 
+    def _commit_after_batch(self, c, batch):
+        """Commit after processing (`commit_each_batch`) and serve
+        `request_commit()`; used by the confluent-kafka members' loops."""
+        if batch and self.commit_each_batch:
+            try:
+                c.commit(asynchronous=False)
+            except KafkaException as e:
+                # e.g. a rebalance in progress: the records are
+                # re-delivered to the next owner; that is allowed.
+                self.errors.append(e)
+        if self.commit_request.is_set():
+            self.commit_request.clear()
+            try:
+                c.commit(asynchronous=False)
+                self.commit_error = None
+            except KafkaException as e:
+                self.commit_error = e
+            self.commit_done.set()
+
     def describe(self):
         a, n, calls = self.snapshot()
         return (f"{self.name}: assignment={sorted(a)} records={n} assigns={calls} "
@@ -144,21 +163,7 @@ class ConfluentMember(_Member):
                 with self.lock:
                     self.records.extend(batch)
                     self.assignment = assignment
-                if batch and self.commit_each_batch:
-                    try:
-                        c.commit(asynchronous=False)
-                    except KafkaException as e:
-                        # e.g. a rebalance in progress: the records are
-                        # re-delivered to the next owner; that is allowed.
-                        self.errors.append(e)
-                if self.commit_request.is_set():
-                    self.commit_request.clear()
-                    try:
-                        c.commit(asynchronous=False)
-                        self.commit_error = None
-                    except KafkaException as e:
-                        self.commit_error = e
-                    self.commit_done.set()
+                self._commit_after_batch(c, batch)
         except BaseException as e:  # reported by stop()
             self.exc = e
         finally:
