@@ -386,6 +386,21 @@ class RawGroupClient:
         return out
 
 
+def wait_survivor_consumed(survivor, child_vals, want, timeout=60):
+    """After a member was killed: wait until the survivor plus what the dead
+    member read before dying cover exactly the values in `want`."""
+    def consumed():
+        with survivor.lock:
+            got = {v for _, _, v in survivor.records}
+        return got | child_vals
+
+    wait_until(lambda: consumed() >= want or survivor.exc, timeout,
+               lambda: f"all {len(want)} values: {len(consumed() & want)} consumed; "
+                       f"{survivor.describe()}")
+    assert survivor.exc is None
+    assert consumed() == want
+
+
 # --- a member in a child process ------------------------------------------------
 CHILD_CONSUMER = r'''
 import sys, time

@@ -15,7 +15,7 @@ from confluent_kafka import (Consumer, ConsumerGroupState, KafkaError, KafkaExce
                              TopicPartition)
 
 from clients import admin, ck_conf, create_topic, produce, watermarks
-from group_helpers import (ChildConsumer, ILLEGAL_GENERATION, INCONSISTENT_GROUP_PROTOCOL, INVALID_GROUP_ID,
+from group_helpers import (ChildConsumer, wait_survivor_consumed, ILLEGAL_GENERATION, INCONSISTENT_GROUP_PROTOCOL, INVALID_GROUP_ID,
                            INVALID_SESSION_TIMEOUT, MEMBER_ID_REQUIRED, UNKNOWN_MEMBER_ID,
                            ConfluentMember, KafkaPythonMember, RawGroupClient,
                            fresh_committed, stop_all, wait_assignment_complete, wait_until)
@@ -154,16 +154,7 @@ def test_sigkilled_member_partitions_move_and_nothing_is_lost(gbroker, tmp_path)
         produce_spread(gbroker, topic, second, 6)
         want = set(first) | set(second)
 
-        def consumed():
-            with survivor.lock:
-                got = {v for _, _, v in survivor.records}
-            return got | child_vals
-
-        wait_until(lambda: consumed() >= want or survivor.exc, 60,
-                   lambda: f"all {len(want)} values: {len(consumed() & want)} consumed; "
-                           f"{survivor.describe()}")
-        assert survivor.exc is None
-        assert consumed() == want
+        wait_survivor_consumed(survivor, child_vals, want)
         second_set = set(second)
         with survivor.lock:
             after_kill = {v for p, _, v in survivor.records if v in second_set}

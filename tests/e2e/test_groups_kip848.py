@@ -35,7 +35,7 @@ from confluent_kafka import (Consumer, ConsumerGroupState, ConsumerGroupTopicPar
                              ConsumerGroupType, KafkaError, KafkaException)
 
 from clients import admin, create_topic, produce, watermarks
-from group_helpers import (ChildConsumer, ConfluentMember, fresh_committed, stop_all,
+from group_helpers import (ChildConsumer, wait_survivor_consumed, ConfluentMember, fresh_committed, stop_all,
                            wait_assignment_complete, wait_until)
 from test_groups import consume_all_exactly_once, produce_spread, values
 
@@ -514,16 +514,7 @@ def test_kip848_sigkilled_member_fenced_after_session_timeout(start_broker, tmp_
         produce_spread(b, topic, second, 6)
         want = set(first) | set(second)
 
-        def consumed():
-            with survivor.lock:
-                got = {v for _, _, v in survivor.records}
-            return got | child_vals
-
-        wait_until(lambda: consumed() >= want or survivor.exc, 60,
-                   lambda: f"all {len(want)} values: {len(consumed() & want)} consumed; "
-                           f"{survivor.describe()}")
-        assert survivor.exc is None
-        assert consumed() == want
+        wait_survivor_consumed(survivor, child_vals, want)
         # The survivor started the child's partitions from the child's
         # commits: re-reads are limited to the child's uncommitted tail.
         with survivor.lock:
