@@ -261,10 +261,7 @@ pub fn plan_topic_creation(
         records.push(MetadataRecord::Partition {
             topic_id,
             partition,
-            leader: replicas[0],
-            isr: replicas.clone(),
-            replicas,
-            leader_epoch: 0,
+            state: odradek_metadata::PartitionImage::new(replicas.clone(), replicas[0], 0),
         });
     }
     for (key, value) in configs {

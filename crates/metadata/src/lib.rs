@@ -15,6 +15,6 @@ pub mod image;
 pub mod log;
 pub mod record;
 
-pub use image::{MetadataImage, PartitionImage, TopicImage};
+pub use image::{BrokerImage, MetadataImage, PartitionImage, TopicImage, NO_LEADER};
 pub use log::{MetadataLog, MetadataLogError};
 pub use record::{MetadataRecord, RecordError};

@@ -8,19 +8,20 @@
 use bytes::{Buf, BufMut};
 use uuid::Uuid;
 
+use crate::image::PartitionImage;
+
 /// One change to cluster metadata.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MetadataRecord {
     /// A topic exists with this name and id.
     Topic { name: String, topic_id: Uuid },
-    /// A partition of a topic and where it lives.
+    /// A partition of a topic and its whole replication state (Kafka's
+    /// PartitionRecord and PartitionChangeRecord in one: every change
+    /// writes the full state, which keeps replay trivial).
     Partition {
         topic_id: Uuid,
         partition: i32,
-        replicas: Vec<i32>,
-        isr: Vec<i32>,
-        leader: i32,
-        leader_epoch: i32,
+        state: PartitionImage,
     },
     /// A topic config override is set (`value: Some`) or removed (`None`).
     TopicConfig {
@@ -34,6 +35,26 @@ pub enum MetadataRecord {
     /// blocks, as Kafka's AllocateProducerIds does), so none is reused
     /// after a restart.
     ProducerIds { next_producer_id: i64 },
+    /// A broker registered (or re-registered after a restart) with the
+    /// controller. A registered broker starts fenced.
+    RegisterBroker {
+        broker_id: i32,
+        /// Changes on every process start, so the controller can tell a
+        /// restart from a duplicate registration.
+        incarnation_id: Uuid,
+        host: String,
+        port: i32,
+        rack: Option<String>,
+    },
+    /// A broker's liveness as the controller sees it. Fenced brokers lead
+    /// nothing and are outside every ISR.
+    BrokerState {
+        broker_id: i32,
+        fenced: bool,
+        in_controlled_shutdown: bool,
+    },
+    /// A broker was removed from the cluster (UnregisterBroker).
+    UnregisterBroker { broker_id: i32 },
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -51,6 +72,12 @@ const PARTITION: u8 = 2;
 const TOPIC_CONFIG: u8 = 3;
 const REMOVE_TOPIC: u8 = 4;
 const PRODUCER_IDS: u8 = 5;
+/// Partition with partition epoch and reassignment state; tag 2 is the
+/// single-node format from before replication, still readable.
+const PARTITION_V2: u8 = 6;
+const REGISTER_BROKER: u8 = 7;
+const BROKER_STATE: u8 = 8;
+const UNREGISTER_BROKER: u8 = 9;
 
 impl MetadataRecord {
     pub fn encode(&self, buf: &mut Vec<u8>) {
@@ -63,18 +90,18 @@ impl MetadataRecord {
             MetadataRecord::Partition {
                 topic_id,
                 partition,
-                replicas,
-                isr,
-                leader,
-                leader_epoch,
+                state,
             } => {
-                buf.put_u8(PARTITION);
+                buf.put_u8(PARTITION_V2);
                 buf.put_slice(topic_id.as_bytes());
                 buf.put_i32(*partition);
-                put_i32s(buf, replicas);
-                put_i32s(buf, isr);
-                buf.put_i32(*leader);
-                buf.put_i32(*leader_epoch);
+                put_i32s(buf, &state.replicas);
+                put_i32s(buf, &state.isr);
+                buf.put_i32(state.leader);
+                buf.put_i32(state.leader_epoch);
+                buf.put_i32(state.partition_epoch);
+                put_i32s(buf, &state.adding_replicas);
+                put_i32s(buf, &state.removing_replicas);
             }
             MetadataRecord::TopicConfig {
                 topic_id,
@@ -84,13 +111,7 @@ impl MetadataRecord {
                 buf.put_u8(TOPIC_CONFIG);
                 buf.put_slice(topic_id.as_bytes());
                 put_str(buf, key);
-                match value {
-                    Some(v) => {
-                        buf.put_i16(1);
-                        put_str(buf, v);
-                    }
-                    None => buf.put_i16(-1),
-                }
+                put_opt_str(buf, value.as_deref());
             }
             MetadataRecord::RemoveTopic { topic_id } => {
                 buf.put_u8(REMOVE_TOPIC);
@@ -99,6 +120,34 @@ impl MetadataRecord {
             MetadataRecord::ProducerIds { next_producer_id } => {
                 buf.put_u8(PRODUCER_IDS);
                 buf.put_i64(*next_producer_id);
+            }
+            MetadataRecord::RegisterBroker {
+                broker_id,
+                incarnation_id,
+                host,
+                port,
+                rack,
+            } => {
+                buf.put_u8(REGISTER_BROKER);
+                buf.put_i32(*broker_id);
+                buf.put_slice(incarnation_id.as_bytes());
+                put_str(buf, host);
+                buf.put_i32(*port);
+                put_opt_str(buf, rack.as_deref());
+            }
+            MetadataRecord::BrokerState {
+                broker_id,
+                fenced,
+                in_controlled_shutdown,
+            } => {
+                buf.put_u8(BROKER_STATE);
+                buf.put_i32(*broker_id);
+                buf.put_u8(*fenced as u8);
+                buf.put_u8(*in_controlled_shutdown as u8);
+            }
+            MetadataRecord::UnregisterBroker { broker_id } => {
+                buf.put_u8(UNREGISTER_BROKER);
+                buf.put_i32(*broker_id);
             }
         }
     }
@@ -113,24 +162,54 @@ impl MetadataRecord {
             PARTITION => MetadataRecord::Partition {
                 topic_id: get_uuid(buf)?,
                 partition: get_i32(buf)?,
-                replicas: get_i32s(buf)?,
-                isr: get_i32s(buf)?,
-                leader: get_i32(buf)?,
-                leader_epoch: get_i32(buf)?,
+                state: PartitionImage {
+                    replicas: get_i32s(buf)?,
+                    isr: get_i32s(buf)?,
+                    leader: get_i32(buf)?,
+                    leader_epoch: get_i32(buf)?,
+                    partition_epoch: 0,
+                    adding_replicas: Vec::new(),
+                    removing_replicas: Vec::new(),
+                },
+            },
+            PARTITION_V2 => MetadataRecord::Partition {
+                topic_id: get_uuid(buf)?,
+                partition: get_i32(buf)?,
+                state: PartitionImage {
+                    replicas: get_i32s(buf)?,
+                    isr: get_i32s(buf)?,
+                    leader: get_i32(buf)?,
+                    leader_epoch: get_i32(buf)?,
+                    partition_epoch: get_i32(buf)?,
+                    adding_replicas: get_i32s(buf)?,
+                    removing_replicas: get_i32s(buf)?,
+                },
             },
             TOPIC_CONFIG => MetadataRecord::TopicConfig {
                 topic_id: get_uuid(buf)?,
                 key: get_str(buf)?,
-                value: match get_i16(buf)? {
-                    -1 => None,
-                    _ => Some(get_str(buf)?),
-                },
+                value: get_opt_str(buf)?,
             },
             REMOVE_TOPIC => MetadataRecord::RemoveTopic {
                 topic_id: get_uuid(buf)?,
             },
             PRODUCER_IDS => MetadataRecord::ProducerIds {
                 next_producer_id: get_i64(buf)?,
+            },
+            REGISTER_BROKER => MetadataRecord::RegisterBroker {
+                broker_id: get_i32(buf)?,
+                incarnation_id: get_uuid(buf)?,
+                host: get_str(buf)?,
+                port: get_i32(buf)?,
+                rack: get_opt_str(buf)?,
+            },
+            BROKER_STATE => MetadataRecord::BrokerState {
+                broker_id: get_i32(buf)?,
+                fenced: get_u8(buf)? != 0,
+                in_controlled_shutdown: get_u8(buf)? != 0,
+            },
+            UNREGISTER_BROKER => MetadataRecord::UnregisterBroker {
+                broker_id: get_i32(buf)?,
             },
             other => return Err(RecordError::UnknownType(other)),
         };
@@ -150,6 +229,24 @@ fn put_i32s(buf: &mut Vec<u8>, v: &[i32]) {
     buf.put_u32(v.len() as u32);
     for x in v {
         buf.put_i32(*x);
+    }
+}
+
+/// `1i16` then the string, or `-1i16` for none.
+fn put_opt_str(buf: &mut Vec<u8>, s: Option<&str>) {
+    match s {
+        Some(v) => {
+            buf.put_i16(1);
+            put_str(buf, v);
+        }
+        None => buf.put_i16(-1),
+    }
+}
+
+fn get_opt_str(buf: &mut &[u8]) -> Result<Option<String>, RecordError> {
+    match get_i16(buf)? {
+        -1 => Ok(None),
+        _ => Ok(Some(get_str(buf)?)),
     }
 }
 
@@ -219,11 +316,29 @@ mod tests {
             MetadataRecord::Partition {
                 topic_id: id,
                 partition: 3,
-                replicas: vec![1, 2, 3],
-                isr: vec![1, 2],
-                leader: 1,
-                leader_epoch: 4,
+                state: PartitionImage {
+                    replicas: vec![1, 2, 3],
+                    isr: vec![1, 2],
+                    leader: 1,
+                    leader_epoch: 4,
+                    partition_epoch: 7,
+                    adding_replicas: vec![3],
+                    removing_replicas: vec![],
+                },
             },
+            MetadataRecord::RegisterBroker {
+                broker_id: 2,
+                incarnation_id: Uuid::new_v4(),
+                host: "127.0.0.1".into(),
+                port: 9092,
+                rack: Some("r1".into()),
+            },
+            MetadataRecord::BrokerState {
+                broker_id: 2,
+                fenced: false,
+                in_controlled_shutdown: true,
+            },
+            MetadataRecord::UnregisterBroker { broker_id: 2 },
             MetadataRecord::TopicConfig {
                 topic_id: id,
                 key: "retention.ms".into(),
@@ -248,6 +363,26 @@ mod tests {
             r.encode(&mut buf);
             assert_eq!(MetadataRecord::decode(&buf).unwrap(), r);
         }
+    }
+
+    #[test]
+    fn single_node_partition_records_still_decode() {
+        let id = Uuid::new_v4();
+        let mut buf = vec![PARTITION];
+        buf.extend_from_slice(id.as_bytes());
+        buf.put_i32(0);
+        put_i32s(&mut buf, &[1]);
+        put_i32s(&mut buf, &[1]);
+        buf.put_i32(1);
+        buf.put_i32(0);
+        assert_eq!(
+            MetadataRecord::decode(&buf).unwrap(),
+            MetadataRecord::Partition {
+                topic_id: id,
+                partition: 0,
+                state: PartitionImage::new(vec![1], 1, 0),
+            }
+        );
     }
 
     #[test]

@@ -29,49 +29,12 @@ pub type Meta = SnapshotMeta<NodeId, openraft::BasicNode>;
 const SNAPSHOT_FILE: &str = "snapshot";
 
 /// The records that, applied in order to an empty image, rebuild `image`.
-///
-/// `MetadataImage` has no accessor for anything beyond topics (with their
-/// partitions and configs) and the next producer id, and holds nothing
-/// else, so these records capture all of it.
 pub fn image_to_records(image: &MetadataImage) -> Vec<MetadataRecord> {
-    let mut records = Vec::new();
-    if image.next_producer_id() > 0 {
-        records.push(MetadataRecord::ProducerIds {
-            next_producer_id: image.next_producer_id(),
-        });
-    }
-    let mut topics: Vec<_> = image.topics().collect();
-    topics.sort_by(|a, b| a.name.cmp(&b.name));
-    for topic in topics {
-        records.push(MetadataRecord::Topic {
-            name: topic.name.to_string(),
-            topic_id: topic.topic_id,
-        });
-        for (&partition, p) in &topic.partitions {
-            records.push(MetadataRecord::Partition {
-                topic_id: topic.topic_id,
-                partition,
-                replicas: p.replicas.clone(),
-                isr: p.isr.clone(),
-                leader: p.leader,
-                leader_epoch: p.leader_epoch,
-            });
-        }
-        for (key, value) in &topic.configs {
-            records.push(MetadataRecord::TopicConfig {
-                topic_id: topic.topic_id,
-                key: key.clone(),
-                value: Some(value.clone()),
-            });
-        }
-    }
-    records
+    image.to_records()
 }
 
 pub fn image_from_records(records: &[MetadataRecord]) -> MetadataImage {
-    let mut image = MetadataImage::default();
-    records.iter().for_each(|r| image.apply(r));
-    image
+    MetadataImage::from_records(records)
 }
 
 pub fn encode_data(image: &MetadataImage) -> Vec<u8> {
@@ -177,10 +140,11 @@ mod tests {
             records.push(MetadataRecord::Partition {
                 topic_id: a,
                 partition: p,
-                replicas: vec![1, 2, 3],
-                isr: vec![1, 2],
-                leader: 1 + p,
-                leader_epoch: p,
+                state: odradek_metadata::PartitionImage {
+                    isr: vec![1, 2],
+                    partition_epoch: 2 * p,
+                    ..odradek_metadata::PartitionImage::new(vec![1, 2, 3], 1 + p, p)
+                },
             });
         }
         records.extend([

@@ -40,10 +40,7 @@ pub fn topic(name: &str) -> Vec<MetadataRecord> {
         MetadataRecord::Partition {
             topic_id,
             partition: 0,
-            replicas: vec![1, 2, 3],
-            isr: vec![1, 2, 3],
-            leader: 1,
-            leader_epoch: 0,
+            state: odradek_metadata::PartitionImage::new(vec![1, 2, 3], 1, 0),
         },
     ]
 }
