@@ -63,19 +63,9 @@ pub fn read_checkpoint(path: &Path) -> Result<Offsets> {
 }
 
 fn parse_checkpoint(text: &str) -> std::result::Result<Offsets, String> {
-    let mut lines = text.lines();
-    let version = lines.next().ok_or("missing version line")?;
-    if version.trim().parse::<u32>() != Ok(VERSION) {
-        return Err(format!("unsupported checkpoint version {version:?}"));
-    }
-    let count: usize = lines
-        .next()
-        .ok_or("missing entry count")?
-        .trim()
-        .parse()
-        .map_err(|_| "malformed entry count")?;
+    let lines = entry_lines(text)?;
     let mut offsets = Offsets::new();
-    for line in lines.by_ref().take(count) {
+    for line in &lines {
         let mut fields = line.split(' ');
         let (Some(topic), Some(partition), Some(offset), None) =
             (fields.next(), fields.next(), fields.next(), fields.next())
@@ -90,22 +80,54 @@ fn parse_checkpoint(text: &str) -> std::result::Result<Offsets, String> {
             .map_err(|_| format!("bad offset in {line:?}"))?;
         offsets.insert(TopicPartition::new(topic, partition), offset);
     }
-    if offsets.len() != count {
-        return Err(format!("expected {count} entries, found {}", offsets.len()));
-    }
-    if lines.any(|l| !l.trim().is_empty()) {
-        return Err("trailing data after the entries".into());
+    if offsets.len() != lines.len() {
+        return Err("duplicate topic-partition entries".into());
     }
     Ok(offsets)
 }
 
+/// The entry lines of Kafka's checkpoint text format (version line, entry
+/// count, entries), which the offset checkpoints and
+/// `leader-epoch-checkpoint` share.
+pub(crate) fn entry_lines(text: &str) -> std::result::Result<Vec<&str>, String> {
+    let mut lines = text.lines();
+    let version = lines.next().ok_or("missing version line")?;
+    if version.trim().parse::<u32>() != Ok(VERSION) {
+        return Err(format!("unsupported checkpoint version {version:?}"));
+    }
+    let count: usize = lines
+        .next()
+        .ok_or("missing entry count")?
+        .trim()
+        .parse()
+        .map_err(|_| "malformed entry count")?;
+    let entries: Vec<&str> = lines.by_ref().take(count).collect();
+    if entries.len() != count {
+        return Err(format!("expected {count} entries, found {}", entries.len()));
+    }
+    if lines.any(|l| !l.trim().is_empty()) {
+        return Err("trailing data after the entries".into());
+    }
+    Ok(entries)
+}
+
+/// Kafka's checkpoint text: version, entry count, one line per entry.
+pub(crate) fn checkpoint_text(entries: &[String]) -> String {
+    let mut text = format!("{VERSION}\n{}\n", entries.len());
+    for entry in entries {
+        text.push_str(entry);
+        text.push('\n');
+    }
+    text
+}
+
 /// Writes a checkpoint file atomically (tmp + fsync + rename + dir fsync).
 pub fn write_checkpoint(path: &Path, offsets: &Offsets) -> Result<()> {
-    let mut text = format!("{VERSION}\n{}\n", offsets.len());
-    for (tp, offset) in offsets {
-        text.push_str(&format!("{} {} {offset}\n", tp.topic, tp.partition));
-    }
-    write_atomically(path, text.as_bytes())
+    let entries: Vec<String> = offsets
+        .iter()
+        .map(|(tp, offset)| format!("{} {} {offset}", tp.topic, tp.partition))
+        .collect();
+    write_atomically(path, checkpoint_text(&entries).as_bytes())
 }
 
 /// Replaces `path` with `contents` so that a crash leaves either the old
@@ -146,6 +168,7 @@ mod tests {
             "0\n1\nt x 5\n",
             "0\n1\nt 0\n",
             "0\n1\nt 0 5\nextra 1 2\n",
+            "0\n2\nt 0 5\nt 0 6\n",
         ] {
             assert!(parse_checkpoint(bad).is_err(), "{bad:?}");
         }

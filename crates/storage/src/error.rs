@@ -34,6 +34,20 @@ pub enum StorageError {
     /// validates before appending, so this is a caller bug.
     #[error("invalid record batches: {0}")]
     InvalidBatches(#[from] BatchError),
+    /// A follower append does not continue the log: its first batch must
+    /// start at the log end offset. The fetcher fetched from the wrong
+    /// offset or the log changed under it. Kafka:
+    /// `UnexpectedAppendOffsetException`.
+    #[error("follower append starts at offset {got} but the log ends at {expected}")]
+    OffsetMismatch { expected: i64, got: i64 },
+    /// A batch of a follower append does not start after the previous
+    /// batch's last offset, or lies further from the first batch than one
+    /// segment can index (2^31 offsets). Kafka: `OffsetsOutOfOrderException`.
+    #[error("batch base offset {base_offset} does not follow offset {previous_last}")]
+    OffsetsOutOfOrder {
+        previous_last: i64,
+        base_offset: i64,
+    },
     /// An earlier write failed; the log refuses further appends until it is
     /// reopened (which runs recovery).
     #[error("log is fenced after an earlier I/O error; reopen it to recover")]

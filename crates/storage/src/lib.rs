@@ -33,6 +33,14 @@
 //!   [`base64_url`] (Kafka's Uuid text form). [`Log::delete`] takes
 //!   `&mut self` so it can be called through a mutex guard; the log is
 //!   fenced afterwards.
+//! - For replication: the leader-epoch cache (`leader-epoch-checkpoint`,
+//!   [`Log::end_offset_for_epoch`], [`Log::latest_epoch`],
+//!   [`Log::epoch_entries`]), kept in step by appends, truncation and
+//!   retention; [`Log::append_as_follower`] returns
+//!   `Result<Option<AppendInfo>>` (`None`: no whole batch to append) and
+//!   [`AppendInfo::bytes`] says how much of the fetched bytes it wrote;
+//!   [`Log::begin_leader_epoch`] is Kafka's epoch assignment when a replica
+//!   becomes leader.
 
 mod checkpoint;
 mod config;
@@ -40,12 +48,16 @@ mod dir;
 mod error;
 mod flush;
 mod index;
+mod leader_epoch;
 mod log;
 mod read;
 mod recovery;
+mod replication;
 mod retention;
 mod scan;
 mod segment;
+#[cfg(test)]
+mod test_batches;
 mod time_index;
 
 pub use checkpoint::{
@@ -59,5 +71,8 @@ pub use dir::{
 };
 pub use error::{Result, StorageError};
 pub use flush::FlushTarget;
+pub use leader_epoch::{
+    EpochEntry, LEADER_EPOCH_CHECKPOINT, UNDEFINED_EPOCH, UNDEFINED_EPOCH_OFFSET,
+};
 pub use log::{AppendInfo, Log};
 pub use read::ReadSlice;

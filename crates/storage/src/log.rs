@@ -7,7 +7,9 @@ use odradek_protocol::batch::{self, BatchError, BatchHeader};
 
 use crate::config::LogConfig;
 use crate::error::{IoContext, Result, StorageError};
+use crate::leader_epoch::LeaderEpochCache;
 use crate::recovery;
+use crate::replication;
 use crate::segment::{Repair, Segment};
 
 /// What an append wrote.
@@ -22,6 +24,9 @@ pub struct AppendInfo {
     /// Last offset of the (first) batch carrying `max_timestamp`, as in
     /// Kafka's segment bookkeeping.
     pub offset_of_max_timestamp: i64,
+    /// Bytes written: all of the input, except that a follower append
+    /// leaves out a trailing partial batch.
+    pub bytes: usize,
     /// The append started a new segment. Kafka flushes the previous segment
     /// in the background at this point; the broker may schedule a flush.
     pub rolled: bool,
@@ -47,17 +52,21 @@ pub struct Log {
     /// Base offset of the newest segment whose directory entry may not be
     /// durable yet (the next flush syncs the directory).
     pub(crate) unsynced_segment_base: Option<i64>,
+    /// Where each leader epoch starts (`leader_epoch.rs`).
+    pub(crate) epochs: LeaderEpochCache,
 }
 
 impl Log {
     /// Opens the log in `dir`, creating the directory if missing, and runs
     /// recovery (see `recovery.rs`). `recovery_point` comes from the
     /// `recovery-point-offset-checkpoint` file (0 if unknown): everything
-    /// below it is known to be on disk.
+    /// below it is known to be on disk. Loads the leader-epoch cache, or
+    /// rebuilds it from the batches if the directory has no checkpoint.
     pub fn open(dir: &Path, config: LogConfig, recovery_point: i64) -> Result<Log> {
         let created = !dir.exists();
         fs::create_dir_all(dir).context(|| format!("creating {}", dir.display()))?;
         let segments = recovery::load_segments(dir, &config, recovery_point)?;
+        let epochs = replication::load_epoch_cache(dir, &segments)?;
         if created {
             // A new partition: make its directory and first segment durable
             // now; this is rare and keeps flushes simple.
@@ -78,6 +87,7 @@ impl Log {
             fenced: false,
             first_unflushed_ms: None,
             unsynced_segment_base: None,
+            epochs,
         })
     }
 
@@ -150,31 +160,50 @@ impl Log {
             h.base_offset = next;
             next = h.next_offset();
         }
+        self.write_batches(batches, &headers, now_ms)
+    }
+
+    /// Writes batches whose offsets are final, at the log end. Leader and
+    /// follower appends share it so that both roll segments, index, track
+    /// epochs and count towards flushing identically.
+    pub(crate) fn write_batches(
+        &mut self,
+        bytes: &[u8],
+        headers: &[BatchHeader],
+        now_ms: i64,
+    ) -> Result<AppendInfo> {
+        let first_offset = headers.first().expect("non-empty").base_offset;
         let last_offset = headers.last().expect("non-empty").last_offset();
         let mut info = AppendInfo {
             first_offset,
             last_offset,
             max_timestamp: i64::MIN,
             offset_of_max_timestamp: last_offset,
+            bytes: bytes.len(),
             rolled: false,
             flush_needed: false,
         };
-        for h in &headers {
+        for h in headers {
             if h.max_timestamp > info.max_timestamp {
                 info.max_timestamp = h.max_timestamp;
                 info.offset_of_max_timestamp = h.last_offset();
             }
         }
+        // Epochs are recorded before the data, as Kafka does: a crash in
+        // between leaves an entry at the log end, which `open` drops, while
+        // the other order could leave data of an epoch the checkpoint lacks.
+        // A failed write fences for the same reason.
+        self.fence_on_error(|log| log.assign_epochs(headers))?;
         if self
             .active()
-            .should_roll(&self.config, batches.len() as u64, last_offset, now_ms)
+            .should_roll(&self.config, bytes.len() as u64, last_offset, now_ms)
         {
             self.fence_on_error(|log| log.roll())?;
             info.rolled = true;
         }
         let interval = self.config.index_interval_bytes;
         let active = self.active_mut();
-        let written = active.append(batches, &headers, interval, now_ms);
+        let written = active.append(bytes, headers, interval, now_ms);
         if let Err(source) = written {
             self.fenced = true;
             return Err(StorageError::Io {
@@ -197,7 +226,7 @@ impl Log {
         (unflushed > 0 && unflushed >= self.config.flush_messages) || aged
     }
 
-    fn fence_on_error<T>(&mut self, f: impl FnOnce(&mut Log) -> Result<T>) -> Result<T> {
+    pub(crate) fn fence_on_error<T>(&mut self, f: impl FnOnce(&mut Log) -> Result<T>) -> Result<T> {
         let result = f(self);
         if result.is_err() {
             self.fenced = true;
@@ -230,7 +259,8 @@ impl Log {
     /// follower truncating to the leader's epoch boundary). A batch
     /// containing `offset` is removed whole, so the new log end offset may
     /// be below `offset`, as in Kafka. Truncation is made durable before
-    /// returning, so removed records cannot reappear after a crash.
+    /// returning, so removed records cannot reappear after a crash. Epochs
+    /// starting at or after the new log end are forgotten.
     pub fn truncate_to(&mut self, offset: i64) -> Result<()> {
         if offset >= self.log_end_offset() {
             return Ok(());
@@ -242,7 +272,9 @@ impl Log {
         let end = self.log_end_offset();
         self.high_watermark = self.high_watermark.min(end);
         self.recovery_point = self.recovery_point.min(end);
-        Ok(())
+        // The new end, not `offset`: an epoch whose first batch was cut
+        // whole would otherwise keep an entry without data.
+        self.epochs.truncate_from_end(end)
     }
 
     fn truncate_segments(&mut self, offset: i64) -> Result<()> {
@@ -277,9 +309,12 @@ impl Log {
     }
 
     /// Deletes all segments and starts an empty log at `offset` (Kafka's
-    /// `truncateFullyAndStartAt`).
+    /// `truncateFullyAndStartAt`), with an empty leader-epoch cache.
     pub fn truncate_fully_and_start_at(&mut self, offset: i64) -> Result<()> {
         self.fence_on_error(|log| {
+            // Without a checkpoint, a crash part-way reopens with the cache
+            // rebuilt from whatever segments are left.
+            log.epochs.remove_file()?;
             // Newest first, so a crash part-way leaves a shorter valid log;
             // a crash after the last deletion leaves an empty directory,
             // which reopens at the recovery point.
@@ -287,7 +322,8 @@ impl Log {
                 dropped.delete_files()?;
             }
             log.segments.push(Segment::create(&log.dir, offset)?);
-            sync_dir(&log.dir)
+            sync_dir(&log.dir)?;
+            log.epochs.clear()
         })?;
         self.log_start_offset = offset;
         self.high_watermark = offset;

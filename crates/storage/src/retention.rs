@@ -15,7 +15,8 @@ impl Log {
     /// minus it would still exceed `retention_bytes`. Negative limits mean
     /// unlimited. Deletion stops at the first segment that must stay. If
     /// every segment goes, an empty active segment is rolled first, as Kafka
-    /// does, so the log end offset is kept. Readers holding a `ReadSlice`
+    /// does, so the log end offset is kept. The leader-epoch cache forgets
+    /// offsets below the new log start. Readers holding a `ReadSlice`
     /// of a deleted segment can still read it (the file stays open).
     pub fn delete_expired_segments(
         &mut self,
@@ -64,6 +65,9 @@ impl Log {
         self.log_start_offset = self.log_start_offset.max(new_start);
         self.high_watermark = self.high_watermark.max(self.log_start_offset);
         self.recovery_point = self.recovery_point.max(self.log_start_offset);
+        // A checkpoint left stale by a crash or failed write here is
+        // repaired on open, so no fencing.
+        self.epochs.truncate_from_start(self.log_start_offset)?;
         Ok(count)
     }
 }

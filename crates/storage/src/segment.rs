@@ -497,6 +497,27 @@ impl Segment {
         }
     }
 
+    /// Calls `f` with every batch header, in order, without CRC checks:
+    /// for rebuilding bookkeeping from data that recovery already verified
+    /// or trusts.
+    pub(crate) fn for_each_header(&self, mut f: impl FnMut(&BatchHeader)) -> Result<()> {
+        let mut reader = BatchReader::new(&self.log, self.size, RECOVERY_CHUNK);
+        let mut pos = 0;
+        loop {
+            match reader
+                .header_at(pos)
+                .context(|| format!("reading {}", self.log_path.display()))?
+            {
+                Scanned::End => return Ok(()),
+                Scanned::Invalid(e) => return Err(self.corrupt(pos, e)),
+                Scanned::Batch(h) => {
+                    f(&h);
+                    pos += h.total_len() as u64;
+                }
+            }
+        }
+    }
+
     /// Reads the whole batch at `pos`.
     pub(crate) fn read_batch(&self, pos: u64, h: &BatchHeader) -> Result<Vec<u8>> {
         let mut reader = BatchReader::new(&self.log, self.size, h.total_len());

@@ -244,13 +244,13 @@ fn leftovers_are_cleaned_and_other_files_kept() {
     let stray_index = dir.path().join("00000000000000099999.index");
     let deleted = dir.path().join("00000000000000000000.log.deleted");
     let snapshot = dir.path().join("00000000000000000003.snapshot");
-    let checkpoint = dir.path().join("leader-epoch-checkpoint");
-    for p in [&stray_index, &deleted, &snapshot, &checkpoint] {
+    let metadata = dir.path().join("partition.metadata");
+    for p in [&stray_index, &deleted, &snapshot, &metadata] {
         fs::write(p, b"x").unwrap();
     }
     assert_log_is(dir.path(), &config, 0, &stored);
     assert!(!stray_index.exists() && !deleted.exists());
-    assert!(snapshot.exists() && checkpoint.exists());
+    assert!(snapshot.exists() && metadata.exists());
 }
 
 #[test]
