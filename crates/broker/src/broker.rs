@@ -6,11 +6,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
+use kafka_protocol::messages::{
+    delete_topics_request, AllocateProducerIdsRequest, BrokerId, CreateTopicsRequest,
+    CreateTopicsResponse, DeleteTopicsRequest,
+};
+use kafka_protocol::protocol::StrBytes;
 use odradek_metadata::{MetadataImage, TopicImage};
+use tokio::sync::watch;
+use uuid::Uuid;
 
 use crate::clock::Clock;
 use crate::config::BrokerConfig;
-use crate::controller::{Controller, NewTopic, TopicDefaults};
+use crate::controller::{Controller, NewTopic};
 use crate::errors::ApiError;
 use crate::groups::{GroupService, OFFSETS_TOPIC};
 use crate::meta_properties;
@@ -18,35 +26,44 @@ use crate::replica_manager::ReplicaManager;
 
 pub struct Broker {
     pub config: BrokerConfig,
-    pub cluster_id: String,
+    /// From this node's `meta.properties`; clients are told the cluster's
+    /// (`cluster_id()`), which the first controller recorded.
+    local_cluster_id: String,
+    /// Changes on every start, so the controller tells a restart from a
+    /// retried registration.
+    pub incarnation_id: Uuid,
     pub controller: Controller,
     pub replicas: ReplicaManager,
     pub groups: Arc<GroupService>,
     pub clock: Arc<dyn Clock>,
+    /// The metadata image whose changes the local partitions reflect.
+    /// Handlers read this one, never the quorum's newer image, so what
+    /// they see is what the replica manager has opened.
+    applied: watch::Sender<Arc<MetadataImage>>,
+    /// Set once the controller has unfenced this broker.
+    pub unfenced: watch::Sender<bool>,
     /// Producer ids reserved from the controller and not yet handed out.
-    producer_ids: parking_lot::Mutex<std::ops::Range<i64>>,
+    producer_ids: tokio::sync::Mutex<std::ops::Range<i64>>,
 }
-
-/// Producer ids are reserved from the controller in blocks of this size,
-/// as Kafka's AllocateProducerIds does.
-const PRODUCER_ID_BLOCK: i64 = 1000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("cannot use log directory {dir}: {reason}")]
     LogDir { dir: String, reason: String },
     #[error(transparent)]
-    Metadata(#[from] odradek_metadata::MetadataLogError),
+    Controller(#[from] crate::controller::ControllerStartError),
     #[error(transparent)]
     Storage(#[from] odradek_storage::StorageError),
-    #[error("cannot load group coordinators: {0}")]
-    Groups(String),
 }
+
+/// How long a metadata change may take to reach this broker's partitions
+/// after the controller committed it, before the request reports a timeout.
+const METADATA_PROPAGATION_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Broker {
     /// Opens (or initialises) the data directory: meta.properties, the
-    /// metadata log, then every partition log, recovering as needed.
-    pub fn open(config: BrokerConfig, clock: Arc<dyn Clock>) -> Result<Broker, StartError> {
+    /// controller quorum, then every partition log, recovering as needed.
+    pub async fn open(config: BrokerConfig, clock: Arc<dyn Clock>) -> Result<Broker, StartError> {
         let dir = config.log_dir().clone();
         std::fs::create_dir_all(&dir).map_err(|e| StartError::LogDir {
             dir: dir.display().to_string(),
@@ -59,83 +76,185 @@ impl Broker {
                     reason,
                 }
             })?;
-        let controller = Controller::open(&dir, config.node_id)?;
-        let replicas = ReplicaManager::open(&dir, config.topic_defaults.clone())?;
+        let controller = Controller::start(&config, &cluster_id, clock.clone()).await?;
+        let replicas = ReplicaManager::open_with(
+            &dir,
+            config.topic_defaults.clone(),
+            crate::replica_manager::ReplicaSettings::new(&config, clock.clone()),
+        )?;
         let image = controller.image();
         replicas.remove_orphan_dirs(&image)?;
         replicas.apply_image(&image)?;
         let groups = Arc::new(GroupService::new(config.groups.clone()));
         let broker = Broker {
             config,
-            cluster_id,
+            local_cluster_id: cluster_id,
+            incarnation_id: Uuid::new_v4(),
             controller,
             replicas,
             groups,
             clock,
-            producer_ids: parking_lot::Mutex::new(0..0),
+            applied: watch::Sender::new(image),
+            unfenced: watch::Sender::new(false),
+            producer_ids: tokio::sync::Mutex::new(0..0),
         };
-        broker
-            .groups
-            .load_existing(&broker)
-            .map_err(|e| StartError::Groups(format!("{e:?}")))?;
+        broker.groups.sync_leadership(&broker, &broker.image());
         Ok(broker)
+    }
+
+    /// The cluster's id as recorded in the metadata log (this node's own
+    /// until the first controller has recorded one).
+    pub fn cluster_id(&self) -> String {
+        self.image()
+            .cluster_id()
+            .unwrap_or(&self.local_cluster_id)
+            .to_string()
     }
 
     pub fn now_ms(&self) -> i64 {
         self.clock.now_ms()
     }
 
+    /// The metadata as this broker's partitions reflect it.
     pub fn image(&self) -> Arc<MetadataImage> {
-        self.controller.image()
+        self.applied.borrow().clone()
     }
 
-    pub fn topic_defaults(&self) -> TopicDefaults {
-        TopicDefaults {
-            num_partitions: self.config.num_partitions,
-            replication_factor: self.config.default_replication_factor,
-            live_brokers: vec![self.config.node_id],
-        }
-    }
-
-    /// Creates a topic through the controller and opens its logs here.
-    /// Internal topics are created by the broker itself, never on request.
-    pub fn create_topic(
+    /// Waits until the applied image satisfies `ready` (a change the
+    /// controller committed has reached this broker).
+    pub async fn wait_for_image(
         &self,
-        spec: &NewTopic,
-        validate_only: bool,
-    ) -> Result<Arc<TopicImage>, ApiError> {
-        if is_internal_topic(&spec.name) {
-            return Err(ApiError::new(
-                ResponseError::InvalidRequest,
-                format!("creation of internal topic {} is prohibited", spec.name),
-            ));
+        ready: impl Fn(&MetadataImage) -> bool,
+    ) -> Result<Arc<MetadataImage>, ApiError> {
+        let mut rx = self.applied.subscribe();
+        let wait = async { rx.wait_for(|image| ready(image)).await.map(|i| i.clone()) };
+        match tokio::time::timeout(METADATA_PROPAGATION_TIMEOUT, wait).await {
+            Ok(Ok(image)) => Ok(image),
+            _ => Err(ApiError::new(
+                ResponseError::RequestTimedOut,
+                "the metadata change did not reach this broker in time",
+            )),
         }
-        self.controller
-            .create_topic(spec, &self.topic_defaults(), validate_only, |image| {
-                self.apply(image)
-            })
     }
 
-    /// Creates an internal topic (`__consumer_offsets`).
-    pub fn create_internal_topic(&self, spec: &NewTopic) -> Result<Arc<TopicImage>, ApiError> {
-        self.controller
-            .create_topic(spec, &self.topic_defaults(), false, |image| {
-                self.apply(image)
-            })
+    /// Applies every image the quorum publishes to the local partitions,
+    /// until `shutdown`. The only path by which metadata changes take effect.
+    pub async fn follow_metadata(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let mut images = self.controller.subscribe();
+        loop {
+            let image = images.borrow_and_update().clone();
+            if !Arc::ptr_eq(&image, &self.applied.borrow()) {
+                let broker = self.clone();
+                let applied = image.clone();
+                // Opening and deleting logs touches the disk.
+                let result = tokio::task::spawn_blocking(move || broker.apply(&applied)).await;
+                match result {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => tracing::error!(error = ?e, "applying metadata failed"),
+                    Err(e) => tracing::error!(error = %e, "applying metadata panicked"),
+                }
+                self.applied.send_replace(image);
+            }
+            tokio::select! {
+                changed = images.changed() => if changed.is_err() { return },
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+
+    /// Creates topics through the active controller and waits until they
+    /// exist here. Internal topics are refused (the broker makes those).
+    pub async fn create_topics(&self, request: &CreateTopicsRequest) -> CreateTopicsResponse {
+        let mut forwarded = request.clone();
+        forwarded
+            .topics
+            .retain(|t| !is_internal_topic(t.name.0.as_str()));
+        let mut response = match self.controller.call(&forwarded).await {
+            Ok(r) => r,
+            Err(e) => controller_failed(&forwarded, &e),
+        };
+        let created: Vec<Uuid> = response
+            .topics
+            .iter()
+            .filter(|t| t.error_code == 0)
+            .map(|t| t.topic_id)
+            .collect();
+        if !request.validate_only && !created.is_empty() {
+            if let Err(e) = self
+                .wait_for_image(|image| created.iter().all(|id| image.topic_by_id(id).is_some()))
+                .await
+            {
+                tracing::warn!(error = ?e, "created topics have not reached this broker yet");
+            }
+        }
+        for t in request
+            .topics
+            .iter()
+            .filter(|t| is_internal_topic(t.name.0.as_str()))
+        {
+            response.topics.push(
+                CreatableTopicResult::default()
+                    .with_name(t.name.clone())
+                    .with_error_code(ResponseError::InvalidRequest.code())
+                    .with_error_message(Some(StrBytes::from_string(format!(
+                        "creation of internal topic {} is prohibited",
+                        t.name.0
+                    ))))
+                    .with_num_partitions(-1)
+                    .with_replication_factor(-1),
+            );
+        }
+        response
+    }
+
+    /// Creates one topic (auto-creation, the offsets topic) and returns it
+    /// as this broker sees it.
+    pub async fn create_topic(&self, spec: &NewTopic) -> Result<Arc<TopicImage>, ApiError> {
+        let request = CreateTopicsRequest::default().with_topics(vec![spec.to_request()]);
+        let response = self.controller.call(&request).await?;
+        let result = response.topics.first().ok_or_else(|| {
+            ApiError::new(
+                ResponseError::UnknownServerError,
+                "empty CreateTopics answer",
+            )
+        })?;
+        if result.error_code != 0 {
+            return Err(ApiError {
+                code: ResponseError::try_from_code(result.error_code)
+                    .unwrap_or(ResponseError::UnknownServerError),
+                message: result.error_message.as_ref().map(|m| m.to_string()),
+            });
+        }
+        let id = result.topic_id;
+        let image = self
+            .wait_for_image(|image| image.topic_by_id(&id).is_some())
+            .await?;
+        Ok(image.topic_by_id(&id).expect("waited for it").clone())
     }
 
     /// A producer id never handed out before (InitProducerId).
-    pub fn new_producer_id(&self) -> Result<i64, ApiError> {
-        let mut ids = self.producer_ids.lock();
+    pub async fn new_producer_id(&self) -> Result<i64, ApiError> {
+        let mut ids = self.producer_ids.lock().await;
         if ids.is_empty() {
-            *ids = self.controller.allocate_producer_ids(PRODUCER_ID_BLOCK)?;
+            let request =
+                AllocateProducerIdsRequest::default().with_broker_id(BrokerId(self.config.node_id));
+            let response = self.controller.call(&request).await?;
+            if response.error_code != 0 {
+                return Err(ApiError::bare(
+                    ResponseError::try_from_code(response.error_code)
+                        .unwrap_or(ResponseError::UnknownServerError),
+                ));
+            }
+            let start = response.producer_id_start.0;
+            *ids = start..start + response.producer_id_len as i64;
         }
         let id = ids.start;
         ids.start += 1;
         Ok(id)
     }
 
-    pub fn delete_topic(&self, topic_id: uuid::Uuid) -> Result<(), ApiError> {
+    /// Deletes a topic through the active controller.
+    pub async fn delete_topic(&self, topic_id: Uuid) -> Result<(), ApiError> {
         if self
             .image()
             .topic_by_id(&topic_id)
@@ -152,16 +271,32 @@ impl Broker {
                 "topic deletion is disabled (delete.topic.enable=false)",
             ));
         }
-        self.controller
-            .delete_topic(topic_id, |image| self.apply(image))
+        let request = DeleteTopicsRequest::default().with_topics(vec![
+            delete_topics_request::DeleteTopicState::default().with_topic_id(topic_id),
+        ]);
+        let response = self.controller.call(&request).await?;
+        match response.responses.first() {
+            Some(r) if r.error_code != 0 => Err(ApiError {
+                code: ResponseError::try_from_code(r.error_code)
+                    .unwrap_or(ResponseError::UnknownServerError),
+                message: r.error_message.as_ref().map(|m| m.to_string()),
+            }),
+            _ => {
+                self.wait_for_image(|image| image.topic_by_id(&topic_id).is_none())
+                    .await?;
+                Ok(())
+            }
+        }
     }
 
     fn apply(&self, image: &MetadataImage) -> Result<(), ApiError> {
         self.groups.update_topics(image, self.now_ms());
-        self.replicas.apply_image(image).map_err(|e| {
+        let applied = self.replicas.apply_image(image).map_err(|e| {
             tracing::error!(error = %e, "applying metadata to local logs failed");
             ApiError::from(&e)
-        })
+        });
+        self.groups.sync_leadership(self, image);
+        applied
     }
 
     /// Runs the periodic duties until `shutdown` fires. Owned by the server
@@ -240,4 +375,23 @@ impl Broker {
 /// or delete them.
 pub fn is_internal_topic(name: &str) -> bool {
     name == OFFSETS_TOPIC
+}
+
+/// Every topic of a CreateTopics request failed the same way (no
+/// controller reachable).
+fn controller_failed(request: &CreateTopicsRequest, e: &ApiError) -> CreateTopicsResponse {
+    CreateTopicsResponse::default().with_topics(
+        request
+            .topics
+            .iter()
+            .map(|t| {
+                CreatableTopicResult::default()
+                    .with_name(t.name.clone())
+                    .with_error_code(e.code())
+                    .with_error_message(e.message.clone().map(StrBytes::from_string))
+                    .with_num_partitions(-1)
+                    .with_replication_factor(-1)
+            })
+            .collect(),
+    )
 }

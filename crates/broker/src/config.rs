@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use crate::cluster_config::{parse_roles, parse_voters, ClusterConfig, CLUSTER_DEFAULTS};
 use crate::topic_config::{parse_bool, parse_i64};
 
 /// Where a configuration value came from, for error messages.
@@ -102,6 +103,8 @@ pub struct BrokerConfig {
     pub topic_defaults: BTreeMap<String, String>,
     /// The group coordinator and its `__consumer_offsets` topic.
     pub groups: crate::groups::GroupServiceConfig,
+    /// Roles, controller quorum, liveness and replication settings.
+    pub cluster: ClusterConfig,
     /// Every broker-level setting as DescribeConfigs shows it: name,
     /// effective value, and whether it was set explicitly.
     pub described: Vec<(&'static str, String, bool)>,
@@ -196,6 +199,7 @@ impl BrokerConfig {
     ) -> Result<BrokerConfig, ConfigError> {
         let mut values: BTreeMap<&'static str, String> = BROKER_DEFAULTS
             .iter()
+            .chain(CLUSTER_DEFAULTS)
             .map(|(k, v)| (*k, v.to_string()))
             .collect();
         let mut topic_defaults: BTreeMap<String, String> = BTreeMap::new();
@@ -220,7 +224,11 @@ impl BrokerConfig {
                 crate::topic_config::validate(topic_name, &value)
                     .map_err(|reason| invalid(&name, &value, &reason))?;
                 topic_defaults.insert(topic_name.to_string(), value);
-            } else if let Some((key, _)) = BROKER_DEFAULTS.iter().find(|(k, _)| *k == name) {
+            } else if let Some((key, _)) = BROKER_DEFAULTS
+                .iter()
+                .chain(CLUSTER_DEFAULTS)
+                .find(|(k, _)| *k == name)
+            {
                 values.insert(key, value);
             } else {
                 return Err(ConfigError::Unknown { name, from: source });
@@ -228,6 +236,7 @@ impl BrokerConfig {
         }
         let described = BROKER_DEFAULTS
             .iter()
+            .chain(CLUSTER_DEFAULTS)
             .map(|(k, _)| (*k, values[k].clone()))
             .chain(TOPIC_DEFAULT_NAMES.iter().map(|(b, t)| {
                 let value = topic_defaults.get(*t).cloned().unwrap_or_else(|| {
@@ -258,7 +267,12 @@ impl BrokerConfig {
             Ok(n)
         };
         let bool_ = |k: &str| parse_bool(get(k)).map_err(|r| invalid(k, get(k), &r));
-        let listeners = parse_listeners("listeners", get("listeners"))?;
+        let controller_listener_names: Vec<String> = get("controller.listener.names")
+            .split(',')
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect();
+        let listeners = parse_listeners("listeners", get("listeners"), &controller_listener_names)?;
         if listeners.is_empty() {
             return Err(invalid(
                 "listeners",
@@ -269,7 +283,11 @@ impl BrokerConfig {
         let advertised_listeners = if get("advertised.listeners").is_empty() {
             listeners.clone()
         } else {
-            parse_listeners("advertised.listeners", get("advertised.listeners"))?
+            parse_listeners(
+                "advertised.listeners",
+                get("advertised.listeners"),
+                &controller_listener_names,
+            )?
         };
         let log_dirs: Vec<PathBuf> = get("log.dirs")
             .split(',')
@@ -284,18 +302,47 @@ impl BrokerConfig {
                 "exactly one directory is supported in this version",
             ));
         }
-        let roles = get("process.roles");
-        let mut role_list: Vec<&str> = roles.split(',').map(str::trim).collect();
-        role_list.sort_unstable();
-        if role_list != ["broker", "controller"] {
+        let node_id = int("node.id", 0, i32::MAX as i64)? as i32;
+        let cluster = ClusterConfig {
+            roles: parse_roles(get("process.roles"))
+                .map_err(|r| invalid("process.roles", get("process.roles"), &r))?,
+            voters: parse_voters(get("controller.quorum.voters")).map_err(|r| {
+                invalid(
+                    "controller.quorum.voters",
+                    get("controller.quorum.voters"),
+                    &r,
+                )
+            })?,
+            controller_listener_names,
+            broker_heartbeat_interval_ms: int("broker.heartbeat.interval.ms", 10, i32::MAX as i64)?
+                as u64,
+            broker_session_timeout_ms: int("broker.session.timeout.ms", 50, i32::MAX as i64)?
+                as u64,
+            election_timeout_ms: int("controller.quorum.election.timeout.ms", 50, i32::MAX as i64)?
+                as u64,
+            replica_lag_time_max_ms: int("replica.lag.time.max.ms", 1, i32::MAX as i64)?,
+            replica_fetch_max_bytes: int("replica.fetch.max.bytes", 0, i32::MAX as i64)? as i32,
+            replica_fetch_response_max_bytes: int(
+                "replica.fetch.response.max.bytes",
+                0,
+                i32::MAX as i64,
+            )? as i32,
+            replica_fetch_wait_max_ms: int("replica.fetch.wait.max.ms", 0, i32::MAX as i64)? as i32,
+            replica_fetch_min_bytes: int("replica.fetch.min.bytes", 1, i32::MAX as i64)? as i32,
+            replica_fetch_backoff_ms: int("replica.fetch.backoff.ms", 0, i32::MAX as i64)? as u64,
+            controlled_shutdown_enable: bool_("controlled.shutdown.enable")?,
+        };
+        if cluster.broker_heartbeat_interval_ms >= cluster.broker_session_timeout_ms {
             return Err(invalid(
-                "process.roles",
-                roles,
-                "only 'broker,controller' (a combined single node) is supported until clustering lands",
+                "broker.heartbeat.interval.ms",
+                get("broker.heartbeat.interval.ms"),
+                "must be below broker.session.timeout.ms",
             ));
         }
+        cluster.validate(node_id, &listeners)?;
         Ok(BrokerConfig {
-            node_id: int("node.id", 0, i32::MAX as i64)? as i32,
+            node_id,
+            cluster,
             listeners,
             advertised_listeners,
             log_dirs,
@@ -375,6 +422,16 @@ impl BrokerConfig {
         })
     }
 
+    /// The listener clients connect to (None on a controller-only node).
+    pub fn client_listener(&self) -> Option<&Listener> {
+        self.cluster.client_listener(&self.listeners)
+    }
+
+    /// How clients and other brokers reach this broker.
+    pub fn advertised_client_listener(&self) -> Option<&Listener> {
+        self.cluster.client_listener(&self.advertised_listeners)
+    }
+
     pub fn log_dir(&self) -> &PathBuf {
         &self.log_dirs[0]
     }
@@ -406,18 +463,22 @@ fn parse_assignors(value: &str) -> Result<Vec<String>, ConfigError> {
     Ok(names)
 }
 
-fn parse_listeners(name: &str, value: &str) -> Result<Vec<Listener>, ConfigError> {
+fn parse_listeners(
+    name: &str,
+    value: &str,
+    controller_names: &[String],
+) -> Result<Vec<Listener>, ConfigError> {
     value
         .split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .map(|s| {
             let l = Listener::parse(s).map_err(|r| invalid(name, value, &r))?;
-            if l.name != "PLAINTEXT" {
+            if l.name != "PLAINTEXT" && !controller_names.contains(&l.name) {
                 return Err(invalid(
                     name,
                     value,
-                    "only PLAINTEXT listeners are supported in this version",
+                    "only PLAINTEXT listeners (and those in controller.listener.names) are supported in this version",
                 ));
             }
             Ok(l)
@@ -516,6 +577,49 @@ mod tests {
         assert!(e.to_string().contains("log.segment.bytes"), "{e}");
         assert!(cfg(&[("listeners", "PLAINTEXT://127.0.0.1:notaport")]).is_err());
         assert!(cfg(&[("auto.create.topics.enable", "yes")]).is_err());
+    }
+
+    #[test]
+    fn cluster_roles_voters_and_listeners_fit_together() {
+        let three = "1@127.0.0.1:9093,2@127.0.0.1:9095,3@127.0.0.1:9097";
+        let c = cfg(&[
+            ("node.id", "2"),
+            ("controller.quorum.voters", three),
+            (
+                "listeners",
+                "PLAINTEXT://127.0.0.1:9094,CONTROLLER://127.0.0.1:9095",
+            ),
+        ])
+        .unwrap();
+        assert_eq!(c.client_listener().unwrap().port, 9094);
+        assert_eq!(c.advertised_client_listener().unwrap().port, 9094);
+        assert_eq!(c.cluster.voters.len(), 3);
+        // A voter without a controller listener, a controller that is not
+        // a voter, a voter without the role, a broker without voters.
+        for bad in [
+            vec![("node.id", "2"), ("controller.quorum.voters", three)],
+            vec![
+                ("node.id", "4"),
+                ("controller.quorum.voters", three),
+                ("listeners", "PLAINTEXT://:1,CONTROLLER://:2"),
+            ],
+            vec![
+                ("node.id", "1"),
+                ("process.roles", "broker"),
+                ("controller.quorum.voters", three),
+            ],
+            vec![("process.roles", "broker")],
+            vec![("listeners", "SSL://:1")],
+        ] {
+            assert!(cfg(&bad).is_err(), "{bad:?}");
+        }
+        let broker_only = cfg(&[
+            ("node.id", "4"),
+            ("process.roles", "broker"),
+            ("controller.quorum.voters", three),
+        ])
+        .unwrap();
+        assert!(!broker_only.cluster.roles.controller);
     }
 
     #[test]

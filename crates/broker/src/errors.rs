@@ -52,3 +52,9 @@ impl From<&StorageError> for ApiError {
         }
     }
 }
+
+impl From<odradek_controller::PlanError> for ApiError {
+    fn from(e: odradek_controller::PlanError) -> ApiError {
+        ApiError::new(e.code, e.message)
+    }
+}

@@ -5,16 +5,20 @@
 
 pub mod broker;
 pub mod clock;
+pub mod cluster_config;
+pub mod cluster_view;
 pub mod config;
 pub mod connection;
 pub mod controller;
 pub mod errors;
 pub mod groups;
 pub mod handlers;
+pub mod lifecycle;
 pub mod meta_properties;
 pub mod partition;
 pub mod producer_state;
 pub mod replica_manager;
+pub mod replication;
 pub mod server;
 pub mod topic_config;
 

@@ -1,141 +1,296 @@
 //! The partitions this broker hosts, kept in step with the metadata image.
 //!
-//! `apply_image` is the only way partitions appear or disappear: the
-//! controller commits a change, the broker applies the new image here, and
-//! the same call at start-up opens every existing log. One code path for
-//! create, delete and recovery.
+//! `apply_image` is the only way partitions appear, disappear or change
+//! role: the controller commits a change, the broker applies the new image
+//! here, and the same call at start-up opens every existing log. A broker
+//! hosts exactly the partitions whose replicas include it, leads those
+//! whose leader it is, and follows the rest; one code path for create,
+//! delete, reassignment, leader change and recovery.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use odradek_metadata::{MetadataImage, TopicImage};
+use odradek_metadata::{MetadataImage, PartitionImage, TopicImage, NO_LEADER};
 use odradek_storage::{
     parse_partition_dir, read_checkpoint, read_partition_metadata, write_checkpoint,
     write_partition_metadata, Log, Offsets, StorageError, TopicPartition,
     RECOVERY_POINT_CHECKPOINT, REPLICATION_CHECKPOINT,
 };
 use parking_lot::RwLock;
+use tokio::sync::watch;
 use uuid::Uuid;
 
+use crate::clock::{Clock, SystemClock};
+use crate::config::BrokerConfig;
 use crate::partition::Partition;
+use crate::replication::leader::Assignment;
 use crate::topic_config::EffectiveTopicConfig;
 
-type TopicPartitions = Arc<[Arc<Partition>]>;
+/// What the replica manager needs to know about this broker.
+#[derive(Clone)]
+pub struct ReplicaSettings {
+    /// `node.id`. `None` only through [`ReplicaManager::open`]: then every
+    /// partition is hosted and led here, as a single node did before
+    /// clustering.
+    pub node_id: Option<i32>,
+    /// `replica.lag.time.max.ms`.
+    pub replica_lag_time_max_ms: i64,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl ReplicaSettings {
+    pub fn new(config: &BrokerConfig, clock: Arc<dyn Clock>) -> ReplicaSettings {
+        ReplicaSettings {
+            node_id: Some(config.node_id),
+            replica_lag_time_max_ms: config.cluster.replica_lag_time_max_ms,
+            clock,
+        }
+    }
+}
 
 pub struct ReplicaManager {
     log_dir: PathBuf,
     broker_topic_defaults: BTreeMap<String, String>,
-    topics: RwLock<HashMap<Uuid, TopicPartitions>>,
+    settings: ReplicaSettings,
+    partitions: RwLock<HashMap<(Uuid, i32), Arc<Partition>>>,
     /// Recovery points read at start-up, consumed as logs are opened.
     initial_recovery_points: parking_lot::Mutex<Offsets>,
+    /// High watermarks read at start-up (`replication-offset-checkpoint`),
+    /// consumed as logs are opened.
+    initial_high_watermarks: parking_lot::Mutex<Offsets>,
+    /// Where each registered broker listens, per the last applied image
+    /// (fetchers connect to leaders here).
+    endpoints: RwLock<HashMap<i32, (String, u16)>>,
+    /// Bumped after every applied image; the fetchers reconfigure on it.
+    changes: watch::Sender<u64>,
 }
 
 impl ReplicaManager {
+    /// Transitional: a replica manager that does not know its node id and
+    /// so hosts and leads everything (the single-node behaviour). Use
+    /// [`ReplicaManager::open_with`].
     pub fn open(
         log_dir: &Path,
         broker_topic_defaults: BTreeMap<String, String>,
     ) -> Result<ReplicaManager, StorageError> {
+        let settings = ReplicaSettings {
+            node_id: None,
+            replica_lag_time_max_ms: 30_000,
+            clock: Arc::new(SystemClock),
+        };
+        ReplicaManager::open_with(log_dir, broker_topic_defaults, settings)
+    }
+
+    pub fn open_with(
+        log_dir: &Path,
+        broker_topic_defaults: BTreeMap<String, String>,
+        settings: ReplicaSettings,
+    ) -> Result<ReplicaManager, StorageError> {
         let recovery_points = read_checkpoint(&log_dir.join(RECOVERY_POINT_CHECKPOINT))?;
+        let high_watermarks = read_checkpoint(&log_dir.join(REPLICATION_CHECKPOINT))?;
         Ok(ReplicaManager {
             log_dir: log_dir.to_path_buf(),
             broker_topic_defaults,
-            topics: RwLock::new(HashMap::new()),
+            settings,
+            partitions: RwLock::new(HashMap::new()),
             initial_recovery_points: parking_lot::Mutex::new(recovery_points),
+            initial_high_watermarks: parking_lot::Mutex::new(high_watermarks),
+            endpoints: RwLock::new(HashMap::new()),
+            changes: watch::Sender::new(0),
         })
     }
 
+    pub fn node_id(&self) -> Option<i32> {
+        self.settings.node_id
+    }
+
     pub fn partition(&self, topic_id: &Uuid, index: i32) -> Option<Arc<Partition>> {
-        let topics = self.topics.read();
-        let partitions = topics.get(topic_id)?;
-        usize::try_from(index)
-            .ok()
-            .and_then(|i| partitions.get(i))
-            .cloned()
+        self.partitions.read().get(&(*topic_id, index)).cloned()
+    }
+
+    /// The hosted partition, or Kafka's error for a request naming it
+    /// (`getPartitionOrError`): a partition the image has but this broker
+    /// does not host means the client's metadata is stale
+    /// (NOT_LEADER_OR_FOLLOWER); one the image lacks is `unknown`.
+    pub fn hosted(
+        &self,
+        image: &MetadataImage,
+        topic_id: &Uuid,
+        index: i32,
+        unknown: kafka_protocol::error::ResponseError,
+    ) -> Result<Arc<Partition>, kafka_protocol::error::ResponseError> {
+        match self.partition(topic_id, index) {
+            Some(p) => Ok(p),
+            None if image.partition(topic_id, index).is_some() => {
+                Err(kafka_protocol::error::ResponseError::NotLeaderOrFollower)
+            }
+            None => Err(unknown),
+        }
     }
 
     pub fn all_partitions(&self) -> Vec<Arc<Partition>> {
-        self.topics
-            .read()
-            .values()
-            .flat_map(|p| p.iter().cloned())
-            .collect()
+        self.partitions.read().values().cloned().collect()
+    }
+
+    /// Tells the fetchers that roles may have changed (after every image).
+    pub fn subscribe_changes(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
+    /// `(host, port)` of broker `id` as registered.
+    pub fn endpoint(&self, id: i32) -> Option<(String, u16)> {
+        self.endpoints.read().get(&id).cloned()
     }
 
     pub fn effective_config(&self, topic: &TopicImage) -> EffectiveTopicConfig {
         EffectiveTopicConfig::from_maps(&topic.configs, &self.broker_topic_defaults)
     }
 
-    /// Makes the hosted partitions match `image`: deletes logs of topics
-    /// that are gone, opens or creates logs of topics that are new, and
-    /// updates configs of the rest.
-    pub fn apply_image(&self, image: &MetadataImage) -> Result<(), StorageError> {
-        let removed: Vec<TopicPartitions> = {
-            let mut topics = self.topics.write();
-            let gone: Vec<Uuid> = topics
-                .keys()
-                .filter(|id| image.topic_by_id(id).is_none())
-                .copied()
-                .collect();
-            gone.iter().filter_map(|id| topics.remove(id)).collect()
-        };
-        for partitions in removed {
-            for p in partitions.iter() {
-                // Wake fetches parked on it so they answer UNKNOWN_TOPIC now.
-                p.hw_advanced().notify_waiters();
-                p.delete_files()?;
-            }
-        }
-        for topic in image.topics() {
-            let existing = self.topics.read().get(&topic.topic_id).cloned();
-            let config = self.effective_config(topic);
-            match existing {
-                Some(partitions) if partitions.len() == topic.partitions.len() => {
-                    if *partitions[0].config() != config {
-                        partitions.iter().for_each(|p| p.set_config(config.clone()));
-                    }
-                }
-                _ => {
-                    let opened = self.open_topic(topic, &config)?;
-                    self.topics.write().insert(topic.topic_id, opened);
-                }
-            }
-        }
-        Ok(())
+    fn hosts(&self, p: &PartitionImage) -> bool {
+        self.settings
+            .node_id
+            .is_none_or(|me| p.replicas.contains(&me))
     }
 
-    fn open_topic(
+    /// Makes the hosted partitions match `image`: deletes the logs of
+    /// partitions this broker is no longer a replica of (topic deleted,
+    /// replica moved away), opens or creates the logs of those it now is,
+    /// updates configs, and makes each partition leader or follower at the
+    /// image's leader epoch. A failure on one partition does not stop the
+    /// others; the first is returned.
+    pub fn apply_image(&self, image: &MetadataImage) -> Result<(), StorageError> {
+        let mut first_error: Option<StorageError> = None;
+        let mut note = |e: StorageError| {
+            tracing::error!(error = %e, "applying metadata to a partition failed");
+            first_error.get_or_insert(e);
+        };
+        let removed: Vec<Arc<Partition>> = {
+            let mut partitions = self.partitions.write();
+            let gone: Vec<(Uuid, i32)> = partitions
+                .keys()
+                .filter(|(id, index)| !image.partition(id, *index).is_some_and(|p| self.hosts(p)))
+                .copied()
+                .collect();
+            gone.iter().filter_map(|k| partitions.remove(k)).collect()
+        };
+        for p in removed {
+            tracing::info!(topic = %p.topic, partition = p.index, "no longer a replica; deleting the log");
+            // Wakes fetches and produces parked on it so they answer now.
+            if let Err(e) = p.delete_files() {
+                note(e);
+            }
+        }
+        *self.endpoints.write() = image
+            .brokers()
+            .filter_map(|b| {
+                u16::try_from(b.port)
+                    .ok()
+                    .map(|port| (b.broker_id, (b.host.clone(), port)))
+            })
+            .collect();
+        let now_ms = self.settings.clock.now_ms();
+        let eligible = |id: i32| image.is_usable(id);
+        for topic in image.topics() {
+            let config = self.effective_config(topic);
+            for (&index, state) in &topic.partitions {
+                if !self.hosts(state) {
+                    continue;
+                }
+                let partition = match self.partition(&topic.topic_id, index) {
+                    Some(p) => {
+                        if *p.config() != config {
+                            p.set_config(config.clone());
+                        }
+                        p
+                    }
+                    None => match self.open_partition(topic, index, &config) {
+                        Ok(p) => {
+                            self.partitions
+                                .write()
+                                .insert((topic.topic_id, index), p.clone());
+                            p
+                        }
+                        Err(e) => {
+                            note(e);
+                            continue;
+                        }
+                    },
+                };
+                if let Err(e) = self.apply_role(&partition, state, &eligible, now_ms) {
+                    note(e);
+                }
+            }
+        }
+        self.changes.send_modify(|n| *n += 1);
+        first_error.map_or(Ok(()), Err)
+    }
+
+    fn apply_role(
+        &self,
+        partition: &Partition,
+        state: &PartitionImage,
+        eligible: &dyn Fn(i32) -> bool,
+        now_ms: i64,
+    ) -> Result<(), StorageError> {
+        let lag = self.settings.replica_lag_time_max_ms;
+        match self.settings.node_id {
+            Some(me) if state.leader == me => {
+                let assignment = Assignment {
+                    local_id: me,
+                    replicas: &state.replicas,
+                    isr: &state.isr,
+                    partition_epoch: state.partition_epoch,
+                };
+                partition.make_leader(&assignment, state.leader_epoch, eligible, now_ms, lag)
+            }
+            Some(_) => {
+                partition.make_follower(state.leader, state.leader_epoch);
+                Ok(())
+            }
+            // Transitional: lead alone, whatever the image says.
+            None => {
+                let me = [if state.leader == NO_LEADER {
+                    0
+                } else {
+                    state.leader
+                }];
+                let assignment = Assignment {
+                    local_id: me[0],
+                    replicas: &me,
+                    isr: &me,
+                    partition_epoch: state.partition_epoch,
+                };
+                partition.make_leader(&assignment, state.leader_epoch, eligible, now_ms, lag)
+            }
+        }
+    }
+
+    fn open_partition(
         &self,
         topic: &TopicImage,
+        index: i32,
         config: &EffectiveTopicConfig,
-    ) -> Result<TopicPartitions, StorageError> {
-        let mut partitions = Vec::with_capacity(topic.partitions.len());
-        for (&index, image) in &topic.partitions {
-            let dir = self.log_dir.join(format!("{}-{}", topic.name, index));
-            discard_if_other_topic(&dir, topic.topic_id)?;
-            let recovery_point = self
-                .initial_recovery_points
-                .lock()
-                .remove(&TopicPartition::new(topic.name.to_string(), index))
-                .unwrap_or(0);
-            let mut log = Log::open(&dir, config.log_config(), recovery_point)?;
-            // A single replica is the whole ISR: everything in its log is
-            // committed, so the high watermark is the log end.
-            let leo = log.log_end_offset();
-            log.set_high_watermark(leo);
-            if read_partition_metadata(&dir)?.is_none() {
-                write_partition_metadata(&dir, *topic.topic_id.as_bytes())?;
-            }
-            partitions.push(Arc::new(Partition::new(
-                topic.name.clone(),
-                topic.topic_id,
-                index,
-                log,
-                config.clone(),
-                image.leader_epoch,
-            )));
+    ) -> Result<Arc<Partition>, StorageError> {
+        let dir = self.log_dir.join(format!("{}-{}", topic.name, index));
+        discard_if_other_topic(&dir, topic.topic_id)?;
+        let tp = TopicPartition::new(topic.name.to_string(), index);
+        let recovery_point = self.initial_recovery_points.lock().remove(&tp).unwrap_or(0);
+        let mut log = Log::open(&dir, config.log_config(), recovery_point)?;
+        // The checkpointed high watermark (clamped to the log); a leader
+        // moves it on as its ISR allows.
+        let hw = self.initial_high_watermarks.lock().remove(&tp).unwrap_or(0);
+        log.set_high_watermark(hw);
+        if read_partition_metadata(&dir)?.is_none() {
+            write_partition_metadata(&dir, *topic.topic_id.as_bytes())?;
         }
-        Ok(partitions.into())
+        Ok(Arc::new(Partition::new(
+            topic.name.clone(),
+            topic.topic_id,
+            index,
+            log,
+            config.clone(),
+        )))
     }
 
     /// Writes the recovery-point and high-watermark checkpoint files.
@@ -159,7 +314,10 @@ impl ReplicaManager {
     }
 
     /// Removes directories that belong to no topic in `image`: leftovers of
-    /// a deletion interrupted by a crash.
+    /// a deletion interrupted by a crash. Directories of partitions that
+    /// exist but are assigned elsewhere are kept: the image at start-up may
+    /// be behind the cluster's (a replica moved here since), and a later
+    /// image that removes this broker deletes them.
     pub fn remove_orphan_dirs(&self, image: &MetadataImage) -> Result<(), StorageError> {
         let entries = match std::fs::read_dir(&self.log_dir) {
             Ok(e) => e,

@@ -77,6 +77,7 @@ pub struct MetadataImage {
     /// The first producer id not yet allocated to any broker.
     next_producer_id: i64,
     brokers: BTreeMap<i32, BrokerImage>,
+    cluster_id: Option<String>,
 }
 
 impl MetadataImage {
@@ -96,6 +97,11 @@ impl MetadataImage {
 
     pub fn next_producer_id(&self) -> i64 {
         self.next_producer_id
+    }
+
+    /// The cluster id the first active controller recorded.
+    pub fn cluster_id(&self) -> Option<&str> {
+        self.cluster_id.as_deref()
     }
 
     pub fn broker(&self, id: i32) -> Option<&BrokerImage> {
@@ -131,6 +137,11 @@ impl MetadataImage {
     /// one: the content of a metadata snapshot.
     pub fn to_records(&self) -> Vec<MetadataRecord> {
         let mut records = Vec::new();
+        if let Some(cluster_id) = &self.cluster_id {
+            records.push(MetadataRecord::ClusterId {
+                cluster_id: cluster_id.clone(),
+            });
+        }
         if self.next_producer_id > 0 {
             records.push(MetadataRecord::ProducerIds {
                 next_producer_id: self.next_producer_id,
@@ -264,6 +275,10 @@ impl MetadataImage {
             MetadataRecord::UnregisterBroker { broker_id } => {
                 self.brokers.remove(broker_id);
             }
+            // The first one wins: a cluster's id never changes.
+            MetadataRecord::ClusterId { cluster_id } => {
+                self.cluster_id.get_or_insert_with(|| cluster_id.clone());
+            }
         }
     }
 }
@@ -333,6 +348,13 @@ mod tests {
         image.apply(&MetadataRecord::ProducerIds {
             next_producer_id: 7,
         });
+        image.apply(&MetadataRecord::ClusterId {
+            cluster_id: "a".into(),
+        });
+        image.apply(&MetadataRecord::ClusterId {
+            cluster_id: "b".into(),
+        });
+        assert_eq!(image.cluster_id(), Some("a"));
         assert_eq!(MetadataImage::from_records(&image.to_records()), image);
         image.apply(&MetadataRecord::UnregisterBroker { broker_id: 2 });
         assert!(image.broker(2).is_none());

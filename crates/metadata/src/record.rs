@@ -55,6 +55,9 @@ pub enum MetadataRecord {
     },
     /// A broker was removed from the cluster (UnregisterBroker).
     UnregisterBroker { broker_id: i32 },
+    /// The cluster's id, written once by the first active controller so
+    /// every node reports the same one.
+    ClusterId { cluster_id: String },
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -78,6 +81,7 @@ const PARTITION_V2: u8 = 6;
 const REGISTER_BROKER: u8 = 7;
 const BROKER_STATE: u8 = 8;
 const UNREGISTER_BROKER: u8 = 9;
+const CLUSTER_ID: u8 = 10;
 
 impl MetadataRecord {
     pub fn encode(&self, buf: &mut Vec<u8>) {
@@ -149,6 +153,10 @@ impl MetadataRecord {
                 buf.put_u8(UNREGISTER_BROKER);
                 buf.put_i32(*broker_id);
             }
+            MetadataRecord::ClusterId { cluster_id } => {
+                buf.put_u8(CLUSTER_ID);
+                put_str(buf, cluster_id);
+            }
         }
     }
 
@@ -210,6 +218,9 @@ impl MetadataRecord {
             },
             UNREGISTER_BROKER => MetadataRecord::UnregisterBroker {
                 broker_id: get_i32(buf)?,
+            },
+            CLUSTER_ID => MetadataRecord::ClusterId {
+                cluster_id: get_str(buf)?,
             },
             other => return Err(RecordError::UnknownType(other)),
         };

@@ -1,5 +1,7 @@
 //! `odradek`: the broker binary.
 
+mod dev_cluster;
+
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -30,6 +32,30 @@ enum Command {
         #[arg(long = "override", value_name = "NAME=VALUE")]
         overrides: Vec<String>,
     },
+    /// Tools for trying Odradek locally.
+    Dev {
+        #[command(subcommand)]
+        command: DevCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum DevCommand {
+    /// Start a local cluster of combined broker+controller nodes as child
+    /// processes and print its bootstrap address.
+    Cluster {
+        #[arg(long, default_value_t = 3)]
+        nodes: u16,
+        /// Node n listens for clients on base-port + 2(n-1) and for its
+        /// controller quorum on the port after.
+        #[arg(long, default_value_t = 9092)]
+        base_port: u16,
+        #[arg(long, default_value = "127.0.0.1")]
+        host: String,
+        /// Data directories and logs of every node.
+        #[arg(long, default_value = "./odradek-dev-cluster")]
+        dir: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -39,11 +65,26 @@ fn main() -> ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("ODRADEK_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn")),
         )
         .init();
     let result = match cli.command {
         Command::Serve { config, overrides } => serve(config, overrides),
+        Command::Dev {
+            command:
+                DevCommand::Cluster {
+                    nodes,
+                    base_port,
+                    host,
+                    dir,
+                },
+        } => dev_cluster::DevCluster {
+            nodes,
+            dir: dir.into(),
+            host,
+            base_port,
+        }
+        .run(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

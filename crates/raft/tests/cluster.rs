@@ -73,6 +73,42 @@ async fn single_voter_commits_and_replays_after_restart() {
     q.shutdown().await;
 }
 
+/// A quorum of one does not wait for an election timeout (500 ms to 1 s
+/// by default): it leads and commits within milliseconds of `start`, on
+/// its first start, after a restart, and after a crash in the middle of a
+/// campaign (an uncommitted vote for itself, from which it restarts as a
+/// follower).
+#[tokio::test]
+async fn single_voter_leads_and_commits_within_milliseconds_of_start() {
+    let data = tempfile::tempdir().unwrap();
+    for round in ["first-start", "restart", "restart-as-candidate"] {
+        if round == "restart-as-candidate" {
+            let dir = data.path().join(odradek_raft::METADATA_DIR);
+            let mut log = odradek_raft::LogStore::open(&dir).unwrap();
+            let vote = openraft::Vote::new(50, 1);
+            openraft::storage::RaftLogStorage::save_vote(&mut log, &vote)
+                .await
+                .unwrap();
+        }
+        let started = std::time::Instant::now();
+        let q = MetadataQuorum::start(
+            QuorumConfig::single(1, data.path()),
+            TcpTransport::unbound(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(q.wait_for_leader(common::LIMIT).await, Some(1));
+        let leading = started.elapsed();
+        q.propose(topic(round)).await.unwrap();
+        let committed = started.elapsed();
+        println!("{round}: leader after {leading:?}, first commit after {committed:?}");
+        // About a millisecond here; the bound leaves room for a loaded CI
+        // machine while staying under the default election timeout.
+        assert!(committed < Duration::from_secs(1), "{round}: {committed:?}");
+        q.shutdown().await;
+    }
+}
+
 /// Raft §5.2/§5.3: one leader is elected, a proposal commits, and every
 /// voter applies the same image.
 #[tokio::test]

@@ -110,11 +110,15 @@ pub(crate) fn load_epoch_cache(dir: &Path, segments: &[Segment]) -> Result<Leade
                 })?;
             }
             cache.save()?;
-            tracing::info!(
-                dir = %dir.display(),
-                entries = cache.entries().len(),
-                "rebuilt the leader-epoch checkpoint from the log"
-            );
+            // A new partition has nothing to rebuild; only an upgraded one
+            // is worth a line in the log.
+            if !cache.entries().is_empty() {
+                tracing::info!(
+                    dir = %dir.display(),
+                    entries = cache.entries().len(),
+                    "rebuilt the leader-epoch checkpoint from the log"
+                );
+            }
             cache
         }
     };

@@ -1,18 +1,11 @@
-//! The controller: the only writer of the metadata log.
-//!
-//! Requests that change metadata (CreateTopics, DeleteTopics, topic
-//! auto-creation) are validated here, turned into records, made durable in
-//! the metadata log, and applied to the image. This is the quorum-of-one
-//! form of the KRaft controller; the cluster issue puts Raft under
-//! `MetadataLog` without changing this interface.
+//! Topic creation as the active controller plans it: names, partition
+//! counts, replication factor, placement and configs validated as pure
+//! functions of the image, turned into records.
 
 use std::collections::BTreeMap;
-use std::path::Path;
-use std::sync::Arc;
 
 use kafka_protocol::error::ResponseError;
-use odradek_metadata::{MetadataImage, MetadataLog, MetadataLogError, MetadataRecord, TopicImage};
-use parking_lot::{Mutex, RwLock};
+use odradek_metadata::{MetadataImage, MetadataRecord};
 use uuid::Uuid;
 
 use crate::errors::ApiError;
@@ -30,107 +23,64 @@ pub struct NewTopic {
     pub configs: Vec<(String, Option<String>)>,
 }
 
-pub struct Controller {
-    node_id: i32,
-    /// Held across append + apply so the image order equals the log order.
-    log: Mutex<MetadataLog>,
-    image: RwLock<Arc<MetadataImage>>,
-}
-
-impl Controller {
-    pub fn open(dir: &Path, node_id: i32) -> Result<Controller, MetadataLogError> {
-        let (log, records) = MetadataLog::open(dir)?;
-        let mut image = MetadataImage::default();
-        for r in &records {
-            image.apply(r);
+impl NewTopic {
+    pub fn from_request(
+        t: &kafka_protocol::messages::create_topics_request::CreatableTopic,
+    ) -> Self {
+        NewTopic {
+            name: t.name.0.to_string(),
+            num_partitions: t.num_partitions,
+            replication_factor: t.replication_factor,
+            assignments: t
+                .assignments
+                .iter()
+                .map(|a| {
+                    (
+                        a.partition_index,
+                        a.broker_ids.iter().map(|b| b.0).collect(),
+                    )
+                })
+                .collect(),
+            configs: t
+                .configs
+                .iter()
+                .map(|c| (c.name.to_string(), c.value.as_ref().map(|v| v.to_string())))
+                .collect(),
         }
-        tracing::info!(records = records.len(), "replayed metadata log");
-        Ok(Controller {
-            node_id,
-            log: Mutex::new(log),
-            image: RwLock::new(Arc::new(image)),
-        })
     }
 
-    pub fn node_id(&self) -> i32 {
-        self.node_id
-    }
-
-    /// A consistent snapshot of cluster metadata.
-    pub fn image(&self) -> Arc<MetadataImage> {
-        self.image.read().clone()
-    }
-
-    /// Validates and (unless `validate_only`) creates a topic. Returns the
-    /// topic as it is (or would be) in the image.
-    pub fn create_topic(
-        &self,
-        spec: &NewTopic,
-        defaults: &TopicDefaults,
-        validate_only: bool,
-        apply: impl FnOnce(&MetadataImage) -> Result<(), ApiError>,
-    ) -> Result<Arc<TopicImage>, ApiError> {
-        let mut log = self.log.lock();
-        let image = self.image();
-        let records = plan_topic_creation(spec, &image, defaults)?;
-        let mut next = (*image).clone();
-        records.iter().for_each(|r| next.apply(r));
-        let created = next
-            .topic(&spec.name)
-            .cloned()
-            .expect("planned records create the topic");
-        if validate_only {
-            return Ok(created);
-        }
-        log.append(&records).map_err(metadata_io)?;
-        let next = Arc::new(next);
-        *self.image.write() = next.clone();
-        apply(&next)?;
-        Ok(created)
-    }
-
-    /// Reserves the next `count` producer ids for this broker. The
-    /// reservation is durable before any id is handed out, so ids are never
-    /// reused after a restart (unused ones in a block are skipped).
-    pub fn allocate_producer_ids(&self, count: i64) -> Result<std::ops::Range<i64>, ApiError> {
-        let mut log = self.log.lock();
-        let image = self.image();
-        let start = image.next_producer_id();
-        let record = MetadataRecord::ProducerIds {
-            next_producer_id: start + count,
+    /// The CreateTopics entry that asks for this topic.
+    pub fn to_request(&self) -> kafka_protocol::messages::create_topics_request::CreatableTopic {
+        use kafka_protocol::messages::create_topics_request::{
+            CreatableReplicaAssignment, CreatableTopic, CreatableTopicConfig,
         };
-        log.append(std::slice::from_ref(&record))
-            .map_err(metadata_io)?;
-        let mut next = (*image).clone();
-        next.apply(&record);
-        *self.image.write() = Arc::new(next);
-        Ok(start..start + count)
+        use kafka_protocol::messages::{BrokerId, TopicName};
+        use kafka_protocol::protocol::StrBytes;
+        CreatableTopic::default()
+            .with_name(TopicName(StrBytes::from_string(self.name.clone())))
+            .with_num_partitions(self.num_partitions)
+            .with_replication_factor(self.replication_factor)
+            .with_assignments(
+                self.assignments
+                    .iter()
+                    .map(|(p, brokers)| {
+                        CreatableReplicaAssignment::default()
+                            .with_partition_index(*p)
+                            .with_broker_ids(brokers.iter().map(|b| BrokerId(*b)).collect())
+                    })
+                    .collect(),
+            )
+            .with_configs(
+                self.configs
+                    .iter()
+                    .map(|(k, v)| {
+                        CreatableTopicConfig::default()
+                            .with_name(StrBytes::from_string(k.clone()))
+                            .with_value(v.clone().map(StrBytes::from_string))
+                    })
+                    .collect(),
+            )
     }
-
-    /// Deletes a topic by id.
-    pub fn delete_topic(
-        &self,
-        topic_id: Uuid,
-        apply: impl FnOnce(&MetadataImage) -> Result<(), ApiError>,
-    ) -> Result<(), ApiError> {
-        let mut log = self.log.lock();
-        let image = self.image();
-        if image.topic_by_id(&topic_id).is_none() {
-            return Err(ResponseError::UnknownTopicId.into());
-        }
-        let records = [MetadataRecord::RemoveTopic { topic_id }];
-        log.append(&records).map_err(metadata_io)?;
-        let mut next = (*image).clone();
-        next.apply(&records[0]);
-        let next = Arc::new(next);
-        *self.image.write() = next.clone();
-        apply(&next)
-    }
-}
-
-fn metadata_io(e: MetadataLogError) -> ApiError {
-    tracing::error!(error = %e, "metadata log append failed");
-    ApiError::new(ResponseError::UnknownServerError, e.to_string())
 }
 
 /// Broker defaults that topic creation falls back to.
@@ -138,7 +88,6 @@ fn metadata_io(e: MetadataLogError) -> ApiError {
 pub struct TopicDefaults {
     pub num_partitions: i32,
     pub replication_factor: i16,
-    pub live_brokers: Vec<i32>,
 }
 
 /// Kafka's rule: 1–249 characters from `[a-zA-Z0-9._-]`, not `.` or `..`.
@@ -216,16 +165,7 @@ pub fn plan_topic_creation(
             }
             n => n,
         };
-        if rf as usize > defaults.live_brokers.len() {
-            return Err(ApiError::new(
-                ResponseError::InvalidReplicationFactor,
-                format!(
-                    "replication factor {rf} is larger than the number of available brokers ({})",
-                    defaults.live_brokers.len()
-                ),
-            ));
-        }
-        assign_replicas(partitions, rf as usize, &defaults.live_brokers)
+        odradek_controller::place_replicas(image, partitions, rf as usize)?
     } else {
         if spec.num_partitions != -1 || spec.replication_factor != -1 {
             return Err(ApiError::new(
@@ -233,7 +173,7 @@ pub fn plan_topic_creation(
                 "both replica assignments and numPartitions/replicationFactor were given; use one",
             ));
         }
-        validate_assignments(&spec.assignments, &defaults.live_brokers)?;
+        odradek_controller::validate_assignments(image, 0, &spec.assignments)?;
         spec.assignments.clone()
     };
     let mut configs = BTreeMap::new();
@@ -261,7 +201,7 @@ pub fn plan_topic_creation(
         records.push(MetadataRecord::Partition {
             topic_id,
             partition,
-            state: odradek_metadata::PartitionImage::new(replicas.clone(), replicas[0], 0),
+            state: odradek_controller::new_partition(image, replicas)?,
         });
     }
     for (key, value) in configs {
@@ -274,51 +214,6 @@ pub fn plan_topic_creation(
     Ok(records)
 }
 
-/// Round-robin placement with the leader rotating across brokers.
-fn assign_replicas(partitions: i32, rf: usize, brokers: &[i32]) -> BTreeMap<i32, Vec<i32>> {
-    (0..partitions)
-        .map(|p| {
-            let replicas = (0..rf)
-                .map(|r| brokers[(p as usize + r) % brokers.len()])
-                .collect();
-            (p, replicas)
-        })
-        .collect()
-}
-
-fn validate_assignments(
-    assignments: &BTreeMap<i32, Vec<i32>>,
-    brokers: &[i32],
-) -> Result<(), ApiError> {
-    let invalid = |why: String| Err(ApiError::new(ResponseError::InvalidReplicaAssignment, why));
-    let count = assignments.len() as i32;
-    if assignments.keys().copied().ne(0..count) {
-        return invalid("partition indexes in the assignment must be 0..N-1".into());
-    }
-    let rf = assignments.values().next().map_or(0, Vec::len);
-    for (p, replicas) in assignments {
-        if replicas.is_empty() || replicas.len() != rf {
-            return invalid(format!(
-                "partition {p} has {} replicas; all partitions need the same non-zero count",
-                replicas.len()
-            ));
-        }
-        let mut unique = replicas.clone();
-        unique.sort_unstable();
-        unique.dedup();
-        if unique.len() != replicas.len() {
-            return invalid(format!("partition {p} lists a broker twice"));
-        }
-        if let Some(b) = replicas.iter().find(|b| !brokers.contains(b)) {
-            return Err(ApiError::new(
-                ResponseError::BrokerNotAvailable,
-                format!("partition {p} is assigned to unknown broker {b}"),
-            ));
-        }
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -327,8 +222,25 @@ mod tests {
         TopicDefaults {
             num_partitions: 1,
             replication_factor: 1,
-            live_brokers: vec![1],
         }
+    }
+
+    /// An image with broker 1 registered and unfenced.
+    fn one_broker() -> MetadataImage {
+        MetadataImage::from_records(&[
+            MetadataRecord::RegisterBroker {
+                broker_id: 1,
+                incarnation_id: Uuid::new_v4(),
+                host: "h".into(),
+                port: 1,
+                rack: None,
+            },
+            MetadataRecord::BrokerState {
+                broker_id: 1,
+                fenced: false,
+                in_controlled_shutdown: false,
+            },
+        ])
     }
 
     fn spec(name: &str, partitions: i32, rf: i16) -> NewTopic {
@@ -360,7 +272,7 @@ mod tests {
 
     #[test]
     fn partitions_and_replication_factor() {
-        let image = MetadataImage::default();
+        let image = one_broker();
         let d = defaults();
         assert_eq!(
             code(plan_topic_creation(&spec("t", 0, 1), &image, &d)),
@@ -382,7 +294,7 @@ mod tests {
 
     #[test]
     fn existing_and_colliding_names() {
-        let mut image = MetadataImage::default();
+        let mut image = one_broker();
         for r in plan_topic_creation(&spec("a.b", 1, 1), &image, &defaults()).unwrap() {
             image.apply(&r);
         }
@@ -401,47 +313,31 @@ mod tests {
         let mut s = spec("t", 1, 1);
         s.configs = vec![("retention.ms".into(), Some("x".into()))];
         assert_eq!(
-            code(plan_topic_creation(
-                &s,
-                &MetadataImage::default(),
-                &defaults()
-            )),
+            code(plan_topic_creation(&s, &one_broker(), &defaults())),
             ResponseError::InvalidConfig
         );
         s.configs = vec![("no.such".into(), Some("1".into()))];
         assert_eq!(
-            code(plan_topic_creation(
-                &s,
-                &MetadataImage::default(),
-                &defaults()
-            )),
+            code(plan_topic_creation(&s, &one_broker(), &defaults())),
             ResponseError::InvalidConfig
         );
         s.configs = vec![("retention.ms".into(), Some("100".into()))];
-        assert!(plan_topic_creation(&s, &MetadataImage::default(), &defaults()).is_ok());
+        assert!(plan_topic_creation(&s, &one_broker(), &defaults()).is_ok());
     }
 
     #[test]
     fn explicit_assignments() {
         let mut s = spec("t", -1, -1);
         s.assignments = BTreeMap::from([(0, vec![1]), (1, vec![1])]);
-        assert!(plan_topic_creation(&s, &MetadataImage::default(), &defaults()).is_ok());
+        assert!(plan_topic_creation(&s, &one_broker(), &defaults()).is_ok());
         s.assignments = BTreeMap::from([(0, vec![2])]);
         assert_eq!(
-            code(plan_topic_creation(
-                &s,
-                &MetadataImage::default(),
-                &defaults()
-            )),
+            code(plan_topic_creation(&s, &one_broker(), &defaults())),
             ResponseError::BrokerNotAvailable
         );
         s.assignments = BTreeMap::from([(1, vec![1])]);
         assert_eq!(
-            code(plan_topic_creation(
-                &s,
-                &MetadataImage::default(),
-                &defaults()
-            )),
+            code(plan_topic_creation(&s, &one_broker(), &defaults())),
             ResponseError::InvalidReplicaAssignment
         );
     }

@@ -19,15 +19,13 @@ pub fn replay_partition(
 ) -> Result<GroupCoordinator, ApiError> {
     let mut core = GroupCoordinator::new(config);
     let mut offset = partition.log_start_offset();
-    let end = partition.high_watermark();
+    // To the log end, not the high watermark: a new leader's HW can lag
+    // records that are about to commit, and the coordinator must know them.
+    let end = partition.log_end_offset();
     let mut replayed = 0usize;
     while offset < end {
-        let read = partition.read(offset, LOAD_CHUNK_BYTES, true)?;
-        let mut bytes: Bytes = read
-            .slice
-            .read()
-            .map_err(|e| ApiError::new(ResponseError::KafkaStorageError, e.to_string()))?;
-        if bytes.is_empty() {
+        let (mut bytes, next): (Bytes, i64) = partition.read_local(offset, LOAD_CHUNK_BYTES)?;
+        if bytes.is_empty() || next <= offset {
             break;
         }
         // Only the broker writes this topic (client produces are refused),

@@ -13,8 +13,8 @@
 mod load;
 mod persist;
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -45,10 +45,13 @@ pub struct GroupServiceConfig {
 
 pub struct GroupService {
     config: GroupServiceConfig,
-    /// Empty until the offsets topic exists; then one slot per partition.
-    slots: parking_lot::RwLock<Vec<Arc<Slot>>>,
-    /// Serialises creating and loading the offsets topic.
-    init: Mutex<()>,
+    /// The offsets partitions this broker leads, loaded, by index. A group
+    /// whose partition is not here gets NOT_COORDINATOR.
+    slots: parking_lot::RwLock<BTreeMap<i32, Arc<Slot>>>,
+    /// Partitions of the offsets topic (0 until it exists): routes groups.
+    partition_count: AtomicI32,
+    /// Serialises creating the offsets topic.
+    init: tokio::sync::Mutex<()>,
     next_token: AtomicU64,
     /// Poked after every core call: a call may move the earliest deadline.
     timers_changed: Notify,
@@ -68,8 +71,9 @@ impl GroupService {
     pub fn new(config: GroupServiceConfig) -> GroupService {
         GroupService {
             config,
-            slots: parking_lot::RwLock::new(Vec::new()),
-            init: Mutex::new(()),
+            slots: parking_lot::RwLock::new(BTreeMap::new()),
+            partition_count: AtomicI32::new(0),
+            init: tokio::sync::Mutex::new(()),
             next_token: AtomicU64::new(1),
             timers_changed: Notify::new(),
         }
@@ -79,97 +83,155 @@ impl GroupService {
         self.config.num_partitions
     }
 
-    /// Loads the coordinators if the offsets topic exists (start-up).
-    pub fn load_existing(&self, broker: &Broker) -> Result<(), ApiError> {
+    /// Creates the offsets topic on first use, as Kafka does on the first
+    /// FindCoordinator. Loading follows leadership (`sync_leadership`).
+    pub async fn ensure_topic(&self, broker: &Broker) -> Result<(), ApiError> {
         if broker.image().topic(OFFSETS_TOPIC).is_some() {
-            self.ensure_loaded(broker)?;
+            return Ok(());
         }
-        Ok(())
+        let _init = self.init.lock().await;
+        if broker.image().topic(OFFSETS_TOPIC).is_some() {
+            return Ok(());
+        }
+        let live = broker.image().usable_brokers().len().max(1) as i16;
+        // Kafka refuses to create the topic until enough brokers are up;
+        // a single node caps the factor instead, so it works out of the box.
+        let replication_factor = if broker.config.cluster.is_single_node() {
+            self.config.replication_factor.min(live)
+        } else if live < self.config.replication_factor {
+            return Err(ApiError::new(
+                ResponseError::CoordinatorNotAvailable,
+                format!(
+                    "{live} live brokers, fewer than offsets.topic.replication.factor={}",
+                    self.config.replication_factor
+                ),
+            ));
+        } else {
+            self.config.replication_factor
+        };
+        let spec = NewTopic {
+            name: OFFSETS_TOPIC.to_string(),
+            num_partitions: self.config.num_partitions,
+            replication_factor,
+            assignments: Default::default(),
+            configs: vec![
+                ("cleanup.policy".into(), Some("compact".into())),
+                ("compression.type".into(), Some("producer".into())),
+                (
+                    "segment.bytes".into(),
+                    Some(self.config.segment_bytes.to_string()),
+                ),
+            ],
+        };
+        match broker.create_topic(&spec).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.code == ResponseError::TopicAlreadyExists => {
+                broker
+                    .wait_for_image(|image| image.topic(OFFSETS_TOPIC).is_some())
+                    .await?;
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
     }
 
-    /// Creates the offsets topic on first use (as Kafka does on the first
-    /// FindCoordinator) and loads every partition's coordinator.
-    pub fn ensure_loaded(&self, broker: &Broker) -> Result<(), ApiError> {
-        if !self.slots.read().is_empty() {
-            return Ok(());
+    /// Loads the coordinator of every offsets partition this broker now
+    /// leads and unloads those it no longer leads (their parked requests
+    /// get NOT_COORDINATOR). Runs after each metadata change is applied.
+    pub fn sync_leadership(&self, broker: &Broker, image: &odradek_metadata::MetadataImage) {
+        let Some(topic) = image.topic(OFFSETS_TOPIC) else {
+            self.slots.write().clear();
+            self.partition_count.store(0, Ordering::Release);
+            return;
+        };
+        self.partition_count
+            .store(topic.partitions.len() as i32, Ordering::Release);
+        let me = broker.config.node_id;
+        let led: Vec<i32> = topic
+            .partitions
+            .iter()
+            .filter(|(_, p)| p.leader == me)
+            .map(|(i, _)| *i)
+            .collect();
+        let unloaded: Vec<i32> = {
+            let mut slots = self.slots.write();
+            let gone: Vec<i32> = slots
+                .iter()
+                .filter(|(i, s)| !led.contains(i) || s.partition.topic_id != topic.topic_id)
+                .map(|(i, _)| *i)
+                .collect();
+            gone.iter().for_each(|i| {
+                slots.remove(i);
+            });
+            gone
+        };
+        if !unloaded.is_empty() {
+            tracing::info!(partitions = ?unloaded, "group coordinators unloaded: leadership moved");
         }
-        let _init = self.init.lock();
-        if !self.slots.read().is_empty() {
-            return Ok(());
-        }
-        let topic = match broker.image().topic(OFFSETS_TOPIC).cloned() {
-            Some(t) => t,
-            None => {
-                let live = broker.topic_defaults().live_brokers.len() as i16;
-                let spec = NewTopic {
-                    name: OFFSETS_TOPIC.to_string(),
-                    num_partitions: self.config.num_partitions,
-                    replication_factor: self.config.replication_factor.min(live).max(1),
-                    assignments: Default::default(),
-                    configs: vec![
-                        ("cleanup.policy".into(), Some("compact".into())),
-                        ("compression.type".into(), Some("producer".into())),
-                        (
-                            "segment.bytes".into(),
-                            Some(self.config.segment_bytes.to_string()),
-                        ),
-                    ],
-                };
-                match broker.create_internal_topic(&spec) {
-                    Ok(t) => t,
-                    Err(e) if e.code == ResponseError::TopicAlreadyExists => {
-                        broker.image().topic(OFFSETS_TOPIC).cloned().ok_or(e)?
-                    }
-                    Err(e) => return Err(e),
+        let now = broker.now_ms();
+        let topics = topic_image(image);
+        let mut loaded = 0;
+        for index in led {
+            if self.slots.read().contains_key(&index) {
+                continue;
+            }
+            let Some(partition) = broker.replicas.partition(&topic.topic_id, index) else {
+                continue;
+            };
+            match self.load_slot(partition, now, topics.clone()) {
+                Ok(slot) => {
+                    self.slots.write().insert(index, slot);
+                    loaded += 1;
+                }
+                Err(e) => {
+                    tracing::error!(partition = index, error = ?e, "loading a group coordinator failed")
                 }
             }
-        };
-        let now = broker.now_ms();
-        let mut slots = Vec::with_capacity(topic.partitions.len());
-        for &index in topic.partitions.keys() {
-            let partition = broker
-                .replicas
-                .partition(&topic.topic_id, index)
-                .ok_or_else(|| {
-                    ApiError::new(
-                        ResponseError::CoordinatorNotAvailable,
-                        "offsets partition missing",
-                    )
-                })?;
-            let mut core = load::replay_partition(&partition, self.config.core.clone())?;
-            let topics = topic_image(&broker.image());
-            let metadata_out = core.set_topic_metadata(now, topics);
-            if !metadata_out.records.is_empty() {
-                persist::append(&partition, &metadata_out.records, now)?;
-            }
-            let slot = Arc::new(Slot {
-                partition,
-                inner: Mutex::new(SlotInner {
-                    core,
-                    parked: HashMap::new(),
-                }),
-            });
-            // Effects of loading (expired members) have no parked requests
-            // yet; their records still need persisting.
-            let out = slot.inner.lock().core.on_loaded(now);
-            if !out.records.is_empty() {
-                persist::append(&slot.partition, &out.records, now)?;
-            }
-            slots.push(slot);
         }
-        tracing::info!(partitions = slots.len(), "group coordinators loaded");
-        *self.slots.write() = slots;
-        self.timers_changed.notify_one();
-        Ok(())
+        if loaded > 0 {
+            tracing::info!(partitions = loaded, "group coordinators loaded");
+            self.timers_changed.notify_one();
+        }
+    }
+
+    fn load_slot(
+        &self,
+        partition: Arc<Partition>,
+        now: i64,
+        topics: odradek_group::consumer::TopicImage,
+    ) -> Result<Arc<Slot>, ApiError> {
+        let mut core = load::replay_partition(&partition, self.config.core.clone())?;
+        let metadata_out = core.set_topic_metadata(now, topics);
+        if !metadata_out.records.is_empty() {
+            persist::append(&partition, &metadata_out.records, now)?;
+        }
+        let slot = Arc::new(Slot {
+            partition,
+            inner: Mutex::new(SlotInner {
+                core,
+                parked: HashMap::new(),
+            }),
+        });
+        // Effects of loading (expired members) have no parked requests
+        // yet; their records still need persisting.
+        let out = slot.inner.lock().core.on_loaded(now);
+        if !out.records.is_empty() {
+            persist::append(&slot.partition, &out.records, now)?;
+        }
+        Ok(slot)
     }
 
     fn slot_for(&self, group_id: &str) -> Result<Arc<Slot>, GroupError> {
-        let slots = self.slots.read();
-        if slots.is_empty() {
+        let count = self.partition_count.load(Ordering::Acquire);
+        if count == 0 {
             return Err(GroupError::CoordinatorNotAvailable);
         }
-        let p = odradek_group::partition_for_group(group_id, slots.len() as i32);
-        Ok(slots[p as usize].clone())
+        let p = odradek_group::partition_for_group(group_id, count);
+        self.slots
+            .read()
+            .get(&p)
+            .cloned()
+            .ok_or(GroupError::NotCoordinator)
     }
 
     /// Runs one call against the coordinator owning `group_id`: the core
@@ -200,17 +262,22 @@ impl GroupService {
             let durable = if output.records.is_empty() {
                 Ok(None)
             } else {
-                persist::append(&slot.partition, &output.records, now)
+                persist::append_durable(&slot.partition, &output.records, now).map(Some)
             };
             (output, durable)
         };
         self.timers_changed.notify_one();
-        let flush = match durable {
-            Ok(flush) => flush,
+        let durability = match durable {
+            Ok(d) => d,
             Err(e) => return Err(self.fail_and_reload(slot, e)),
         };
-        if let Some(offset) = flush {
-            if let Err(e) = slot.partition.flush_through(offset).await {
+        // Acknowledged only once flushed per the policy and replicated to
+        // the ISR (Kafka's offsets.commit.required.acks=-1).
+        if let Some(durability) = durability {
+            if let Err(e) = durability
+                .wait(&slot.partition, persist::COMMIT_TIMEOUT)
+                .await
+            {
                 return Err(self.fail_and_reload(slot, e));
             }
         }
@@ -262,7 +329,7 @@ impl GroupService {
     pub fn for_each_core<R>(&self, mut f: impl FnMut(&GroupCoordinator) -> R) -> Vec<R> {
         self.slots
             .read()
-            .iter()
+            .values()
             .map(|s| f(&s.inner.lock().core))
             .collect()
     }
@@ -283,7 +350,7 @@ impl GroupService {
     /// grown). Called after each metadata change; no client waits on it, so
     /// its records are appended without waiting for a flush.
     pub fn update_topics(&self, image: &odradek_metadata::MetadataImage, now_ms: i64) {
-        let slots: Vec<Arc<Slot>> = self.slots.read().clone();
+        let slots: Vec<Arc<Slot>> = self.slots.read().values().cloned().collect();
         if slots.is_empty() {
             return;
         }
@@ -326,7 +393,7 @@ impl GroupService {
     ) {
         loop {
             let now = broker.now_ms();
-            let slots: Vec<Arc<Slot>> = self.slots.read().clone();
+            let slots: Vec<Arc<Slot>> = self.slots.read().values().cloned().collect();
             let next = slots
                 .iter()
                 .filter_map(|s| s.inner.lock().core.next_deadline())

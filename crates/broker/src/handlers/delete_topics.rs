@@ -13,7 +13,7 @@ use super::{decode, message, ready, Reply, RequestError};
 use crate::broker::Broker;
 use crate::errors::ApiError;
 
-pub fn handle(broker: &Arc<Broker>, req: &RawRequest) -> Result<Reply, RequestError> {
+pub async fn handle(broker: &Arc<Broker>, req: &RawRequest) -> Result<Reply, RequestError> {
     let request: DeleteTopicsRequest = decode(req)?;
     let targets: Vec<(Option<TopicName>, Uuid)> = if req.version() >= 6 {
         request
@@ -28,9 +28,9 @@ pub fn handle(broker: &Arc<Broker>, req: &RawRequest) -> Result<Reply, RequestEr
             .map(|n| (Some(n.clone()), Uuid::nil()))
             .collect()
     };
-    let results = targets
-        .into_iter()
-        .map(|(name, id)| {
+    let mut results = Vec::with_capacity(targets.len());
+    for (name, id) in targets {
+        results.push({
             let image = broker.image();
             let topic = match &name {
                 Some(n) => image.topic(n.0.as_str()),
@@ -48,6 +48,7 @@ pub fn handle(broker: &Arc<Broker>, req: &RawRequest) -> Result<Reply, RequestEr
                     let (topic_name, topic_id) = (t.name.clone(), t.topic_id);
                     broker
                         .delete_topic(topic_id)
+                        .await
                         .map(|()| (topic_name, topic_id))
                 }
             };
@@ -64,8 +65,8 @@ pub fn handle(broker: &Arc<Broker>, req: &RawRequest) -> Result<Reply, RequestEr
                     .with_error_code(e.code())
                     .with_error_message(message(&e)),
             }
-        })
-        .collect();
+        });
+    }
     ready(
         req,
         &DeleteTopicsResponse::default().with_responses(results),

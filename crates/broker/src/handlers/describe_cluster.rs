@@ -25,14 +25,24 @@ pub fn handle(broker: &Arc<Broker>, req: &RawRequest) -> Result<Reply, RequestEr
             )));
         return ready(req, &response);
     }
-    let listener = &broker.config.advertised_listeners[0];
+    let image = broker.image();
+    // v2 (KIP-1073) lists fenced brokers too, flagged.
+    let brokers = image
+        .brokers()
+        .filter(|b| request.include_fenced_brokers || !b.fenced)
+        .map(|b| {
+            DescribeClusterBroker::default()
+                .with_broker_id(BrokerId(b.broker_id))
+                .with_host(StrBytes::from_string(b.host.clone()))
+                .with_port(b.port)
+                .with_rack(b.rack.clone().map(StrBytes::from_string))
+                .with_is_fenced(b.fenced)
+        })
+        .collect();
     let response = DescribeClusterResponse::default()
         .with_endpoint_type(ENDPOINT_BROKERS)
-        .with_cluster_id(StrBytes::from_string(broker.cluster_id.clone()))
-        .with_controller_id(BrokerId(broker.controller.node_id()))
-        .with_brokers(vec![DescribeClusterBroker::default()
-            .with_broker_id(BrokerId(broker.config.node_id))
-            .with_host(StrBytes::from_string(listener.host.clone()))
-            .with_port(listener.port as i32)]);
+        .with_cluster_id(StrBytes::from_string(broker.cluster_id()))
+        .with_controller_id(BrokerId(crate::cluster_view::controller_id(broker, &image)))
+        .with_brokers(brokers);
     ready(req, &response)
 }

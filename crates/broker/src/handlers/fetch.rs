@@ -1,6 +1,15 @@
-//! Fetch (key 1): whole batches from the requested offsets, never past the
-//! high watermark; waits up to `max_wait_ms` for `min_bytes`, woken by
-//! appends rather than by polling.
+//! Fetch (key 1): whole batches from the requested offsets; waits up to
+//! `max_wait_ms` for `min_bytes`, woken by the partition rather than by
+//! polling. Served by the leader only (no fetching from followers).
+//!
+//! Consumers (`replica_id` -1) read up to the high watermark and are woken
+//! when it advances. Followers (`replica_id` ≥ 0 before v15,
+//! `replica_state.replica_id` from v15) read up to the log end, are woken
+//! by appends, and each fetch records the follower's progress: it may move
+//! the high watermark (waking consumers and acks=all produces) and add the
+//! follower to the ISR. A follower whose log diverges from the leader's
+//! (its `last_fetched_epoch` ends earlier here) gets `diverging_epoch` and
+//! no records.
 //!
 //! Fetch sessions (KIP-227): we create none. A request for a new session
 //! (id 0) gets id 0 back, which tells the client to keep sending full
@@ -12,7 +21,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::fetch_response::{
+    EpochEndOffset, FetchableTopicResponse, PartitionData,
+};
 use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
 use odradek_protocol::frame::RawRequest;
 use uuid::Uuid;
@@ -20,7 +31,8 @@ use uuid::Uuid;
 use super::{decode, respond, Reply, RequestError};
 use crate::broker::Broker;
 use crate::errors::ApiError;
-use crate::partition::Partition;
+use crate::partition::{FollowerFetch, Partition};
+use crate::replication::alter_partition;
 
 const READ_COMMITTED: i8 = 1;
 
@@ -30,6 +42,8 @@ struct Wanted {
     index: i32,
     fetch_offset: i64,
     current_leader_epoch: i32,
+    last_fetched_epoch: i32,
+    log_start_offset: i64,
     max_bytes: usize,
     partition: Result<Arc<Partition>, ResponseError>,
 }
@@ -39,6 +53,8 @@ struct Plan {
     partitions: Vec<Wanted>,
     max_bytes: usize,
     read_committed: bool,
+    /// The follower broker fetching, or `None` for a consumer.
+    replica_id: Option<i32>,
 }
 
 pub async fn handle(broker: &Arc<Broker>, req: &RawRequest) -> Result<Reply, RequestError> {
@@ -49,16 +65,22 @@ pub async fn handle(broker: &Arc<Broker>, req: &RawRequest) -> Result<Reply, Req
             .with_session_id(0);
         return Ok(Reply::Ready(respond(req, &response)?));
     }
-    let plan = resolve(broker, &request, req.version() >= 13);
+    let replica_id = if req.version() >= 15 {
+        request.replica_state.replica_id.0
+    } else {
+        request.replica_id.0
+    };
+    let plan = resolve(broker, &request, req.version() >= 13, replica_id);
     let min_bytes = request.min_bytes.max(0) as usize;
-    let (response, bytes, errored) = read_all(&plan);
-    if bytes >= min_bytes || errored || request.max_wait_ms <= 0 || plan.partitions.is_empty() {
+    let (response, bytes, answer_now) = read_all(broker, &plan);
+    if bytes >= min_bytes || answer_now || request.max_wait_ms <= 0 || plan.partitions.is_empty() {
         return Ok(Reply::Ready(respond(req, &response)?));
     }
     let deadline = tokio::time::Instant::now() + Duration::from_millis(request.max_wait_ms as u64);
     let req = req.clone();
+    let broker = broker.clone();
     Ok(Reply::Later(Box::pin(async move {
-        let response = wait_for_data(&plan, min_bytes, deadline).await;
+        let response = wait_for_data(&broker, &plan, min_bytes, deadline).await;
         respond(&req, &response).unwrap_or_else(|e| {
             tracing::error!(error = %e, "encoding fetch response failed");
             Bytes::new()
@@ -66,7 +88,7 @@ pub async fn handle(broker: &Arc<Broker>, req: &RawRequest) -> Result<Reply, Req
     })))
 }
 
-fn resolve(broker: &Broker, request: &FetchRequest, by_id: bool) -> Plan {
+fn resolve(broker: &Broker, request: &FetchRequest, by_id: bool, replica_id: i32) -> Plan {
     let image = broker.image();
     let mut topics = Vec::with_capacity(request.topics.len());
     let mut partitions = Vec::new();
@@ -83,18 +105,22 @@ fn resolve(broker: &Broker, request: &FetchRequest, by_id: bool) -> Plan {
             ResponseError::UnknownTopicOrPartition
         };
         for p in &t.partitions {
-            let partition = topic
-                .and_then(|t| broker.replicas.partition(&t.topic_id, p.partition))
-                .ok_or(if topic.is_some() {
-                    ResponseError::UnknownTopicOrPartition
-                } else {
-                    unknown
-                });
+            let partition = match topic {
+                Some(t) => broker.replicas.hosted(
+                    &image,
+                    &t.topic_id,
+                    p.partition,
+                    ResponseError::UnknownTopicOrPartition,
+                ),
+                None => Err(unknown),
+            };
             partitions.push(Wanted {
                 topic_slot: slot,
                 index: p.partition,
                 fetch_offset: p.fetch_offset,
                 current_leader_epoch: p.current_leader_epoch,
+                last_fetched_epoch: p.last_fetched_epoch,
+                log_start_offset: p.log_start_offset,
                 max_bytes: p.partition_max_bytes.max(0) as usize,
                 partition,
             });
@@ -105,16 +131,20 @@ fn resolve(broker: &Broker, request: &FetchRequest, by_id: bool) -> Plan {
         partitions,
         max_bytes: request.max_bytes.max(0) as usize,
         read_committed: request.isolation_level == READ_COMMITTED,
+        replica_id: (replica_id >= 0).then_some(replica_id),
     }
 }
 
 /// Reads every partition once. Returns the response, the record bytes in
-/// it, and whether any partition failed (a failed partition answers at
-/// once rather than waiting).
-fn read_all(plan: &Plan) -> (FetchResponse, usize, bool) {
+/// it, and whether to answer at once rather than wait (a partition failed,
+/// or a follower must truncate). ISR expansions that followers' progress
+/// calls for are sent to the controller in the background.
+fn read_all(broker: &Arc<Broker>, plan: &Plan) -> (FetchResponse, usize, bool) {
     let mut remaining = plan.max_bytes;
     let mut total = 0usize;
     let mut errored = false;
+    let mut proposals = Vec::new();
+    let now_ms = broker.now_ms();
     let mut topics: Vec<FetchableTopicResponse> = plan
         .topics
         .iter()
@@ -125,9 +155,22 @@ fn read_all(plan: &Plan) -> (FetchResponse, usize, bool) {
         })
         .collect();
     for w in &plan.partitions {
-        let data = match &w.partition {
-            Err(code) => Err(ApiError::bare(*code)),
-            Ok(p) => read_one(p, w, remaining.min(w.max_bytes), total == 0),
+        let max_bytes = remaining.min(w.max_bytes);
+        let data = match (&w.partition, plan.replica_id) {
+            (Err(code), _) => Err(ApiError::bare(*code)),
+            (Ok(p), None) => read_one(p, w, max_bytes, total == 0),
+            (Ok(p), Some(replica_id)) => {
+                let fetch = FollowerFetch {
+                    replica_id,
+                    fetch_offset: w.fetch_offset,
+                    log_start_offset: w.log_start_offset,
+                    last_fetched_epoch: w.last_fetched_epoch,
+                    current_leader_epoch: w.current_leader_epoch,
+                    max_bytes,
+                    min_one_batch: total == 0,
+                };
+                read_for_follower(p, w, &fetch, now_ms, &mut proposals, &mut errored)
+            }
         };
         let entry = match data {
             Ok((entry, n)) => {
@@ -158,6 +201,7 @@ fn read_all(plan: &Plan) -> (FetchResponse, usize, bool) {
         };
         topics[w.topic_slot].partitions.push(entry);
     }
+    alter_partition::spawn(broker, proposals);
     (
         FetchResponse::default().with_responses(topics),
         total,
@@ -171,7 +215,7 @@ fn read_one(
     max_bytes: usize,
     min_one_batch: bool,
 ) -> Result<(PartitionData, usize), ApiError> {
-    p.check_leader_epoch(w.current_leader_epoch)?;
+    p.check_leader(w.current_leader_epoch)?;
     let read = p.read(w.fetch_offset, max_bytes, min_one_batch)?;
     // pread happens here, outside the partition lock.
     let records = read
@@ -189,9 +233,50 @@ fn read_one(
     Ok((entry, n))
 }
 
-/// Parks until an append to one of the partitions brings `min_bytes`, or
-/// the deadline passes; answers with whatever is there then.
+/// One partition of a follower's fetch: records up to the log end, or the
+/// epoch to truncate to (which makes the response go out at once).
+fn read_for_follower(
+    p: &Arc<Partition>,
+    w: &Wanted,
+    fetch: &FollowerFetch,
+    now_ms: i64,
+    proposals: &mut Vec<(Arc<Partition>, alter_partition::IsrProposal)>,
+    answer_now: &mut bool,
+) -> Result<(PartitionData, usize), ApiError> {
+    let out = p.read_for_follower(fetch, now_ms)?;
+    if let Some(proposal) = out.isr_proposal {
+        proposals.push((p.clone(), proposal));
+    }
+    let mut entry = PartitionData::default()
+        .with_partition_index(w.index)
+        .with_high_watermark(out.read.high_watermark)
+        .with_last_stable_offset(out.read.high_watermark)
+        .with_log_start_offset(out.read.log_start_offset);
+    if let Some((epoch, end_offset)) = out.diverging {
+        *answer_now = true;
+        entry = entry
+            .with_diverging_epoch(
+                EpochEndOffset::default()
+                    .with_epoch(epoch)
+                    .with_end_offset(end_offset),
+            )
+            .with_records(Some(Bytes::new()));
+        return Ok((entry, 0));
+    }
+    let records = out
+        .read
+        .slice
+        .read()
+        .map_err(|e| ApiError::new(ResponseError::KafkaStorageError, e.to_string()))?;
+    let n = records.len();
+    Ok((entry.with_records(Some(records)), n))
+}
+
+/// Parks until the partitions bring `min_bytes` (consumers: the high
+/// watermark advanced; followers: an append), or the deadline passes;
+/// answers with whatever is there then.
 async fn wait_for_data(
+    broker: &Arc<Broker>,
     plan: &Plan,
     min_bytes: usize,
     deadline: tokio::time::Instant,
@@ -206,18 +291,24 @@ async fn wait_for_data(
         // wait still wakes us.
         let mut wakeups: Vec<_> = watched
             .iter()
-            .map(|p| Box::pin(p.hw_advanced().notified()))
+            .map(|p| {
+                let notify = match plan.replica_id {
+                    Some(_) => p.appended(),
+                    None => p.hw_advanced(),
+                };
+                Box::pin(notify.notified())
+            })
             .collect();
         for w in wakeups.iter_mut() {
             w.as_mut().enable();
         }
-        let (response, bytes, errored) = read_all(plan);
-        if bytes >= min_bytes || errored || tokio::time::Instant::now() >= deadline {
+        let (response, bytes, answer_now) = read_all(broker, plan);
+        if bytes >= min_bytes || answer_now || tokio::time::Instant::now() >= deadline {
             return response;
         }
         tokio::select! {
             _ = futures::future::select_all(wakeups) => {}
-            _ = tokio::time::sleep_until(deadline) => return read_all(plan).0,
+            _ = tokio::time::sleep_until(deadline) => return read_all(broker, plan).0,
         }
     }
 }

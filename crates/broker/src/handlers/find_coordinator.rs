@@ -1,6 +1,6 @@
-//! FindCoordinator (key 10): every group's coordinator is this broker (a
-//! single node leads every `__consumer_offsets` partition). Creates the
-//! offsets topic on first use, as Kafka does.
+//! FindCoordinator (key 10): a group's coordinator is the leader of its
+//! `__consumer_offsets` partition. Creates the offsets topic on first use,
+//! as Kafka does.
 
 use std::sync::Arc;
 
@@ -13,34 +13,33 @@ use odradek_protocol::frame::RawRequest;
 use super::{decode, message, ready, Reply, RequestError};
 use crate::broker::Broker;
 use crate::errors::ApiError;
+use crate::groups::OFFSETS_TOPIC;
+use odradek_metadata::BrokerImage;
 
 const KEY_TYPE_GROUP: i8 = 0;
 
-pub fn handle(broker: &Arc<Broker>, req: &RawRequest) -> Result<Reply, RequestError> {
+pub async fn handle(broker: &Arc<Broker>, req: &RawRequest) -> Result<Reply, RequestError> {
     let request: FindCoordinatorRequest = decode(req)?;
     let keys: Vec<StrBytes> = if req.version() >= 4 {
         request.coordinator_keys.clone()
     } else {
         vec![request.key.clone()]
     };
-    let listener = &broker.config.advertised_listeners[0];
-    let answers: Vec<Coordinator> = keys
-        .into_iter()
-        .map(|key| {
-            let entry = Coordinator::default().with_key(key.clone());
-            match locate(broker, request.key_type, &key) {
-                Ok(()) => entry
-                    .with_node_id(BrokerId(broker.config.node_id))
-                    .with_host(StrBytes::from_string(listener.host.clone()))
-                    .with_port(listener.port as i32),
-                Err(e) => entry
-                    .with_node_id(BrokerId(-1))
-                    .with_port(-1)
-                    .with_error_code(e.code())
-                    .with_error_message(message(&e)),
-            }
-        })
-        .collect();
+    let mut answers: Vec<Coordinator> = Vec::with_capacity(keys.len());
+    for key in keys {
+        let entry = Coordinator::default().with_key(key.clone());
+        answers.push(match locate(broker, request.key_type, &key).await {
+            Ok(b) => entry
+                .with_node_id(BrokerId(b.broker_id))
+                .with_host(StrBytes::from_string(b.host))
+                .with_port(b.port),
+            Err(e) => entry
+                .with_node_id(BrokerId(-1))
+                .with_port(-1)
+                .with_error_code(e.code())
+                .with_error_message(message(&e)),
+        });
+    }
     let response = if req.version() >= 4 {
         FindCoordinatorResponse::default().with_coordinators(answers)
     } else {
@@ -59,7 +58,8 @@ pub fn handle(broker: &Arc<Broker>, req: &RawRequest) -> Result<Reply, RequestEr
     ready(req, &response)
 }
 
-fn locate(broker: &Broker, key_type: i8, key: &StrBytes) -> Result<(), ApiError> {
+/// The broker leading the group's `__consumer_offsets` partition.
+async fn locate(broker: &Broker, key_type: i8, key: &StrBytes) -> Result<BrokerImage, ApiError> {
     if key_type != KEY_TYPE_GROUP {
         return Err(ApiError::new(
             ResponseError::CoordinatorNotAvailable,
@@ -72,5 +72,24 @@ fn locate(broker: &Broker, key_type: i8, key: &StrBytes) -> Result<(), ApiError>
             "group id is empty",
         ));
     }
-    broker.groups.ensure_loaded(broker)
+    broker.groups.ensure_topic(broker).await?;
+    let image = broker.image();
+    let unavailable = || {
+        ApiError::new(
+            ResponseError::CoordinatorNotAvailable,
+            "the group's offsets partition has no live leader",
+        )
+    };
+    let topic = image.topic(OFFSETS_TOPIC).ok_or_else(unavailable)?;
+    let index = odradek_group::partition_for_group(key.as_str(), topic.partitions.len() as i32);
+    let leader = topic
+        .partitions
+        .get(&index)
+        .map(|p| p.leader)
+        .ok_or_else(unavailable)?;
+    image
+        .broker(leader)
+        .filter(|b| !b.fenced)
+        .cloned()
+        .ok_or_else(unavailable)
 }

@@ -11,7 +11,7 @@ use odradek_protocol::frame::RawRequest;
 use super::{decode, ready, Reply, RequestError};
 use crate::broker::Broker;
 
-pub fn handle(broker: &Arc<Broker>, req: &RawRequest) -> Result<Reply, RequestError> {
+pub async fn handle(broker: &Arc<Broker>, req: &RawRequest) -> Result<Reply, RequestError> {
     let request: InitProducerIdRequest = decode(req)?;
     let response = InitProducerIdResponse::default()
         .with_producer_id(ProducerId(-1))
@@ -27,7 +27,7 @@ pub fn handle(broker: &Arc<Broker>, req: &RawRequest) -> Result<Reply, RequestEr
     }
     // Kafka gives an idempotent producer a new id on every InitProducerId
     // (also the KIP-360 re-init after an error), at epoch 0.
-    let response = match broker.new_producer_id() {
+    let response = match broker.new_producer_id().await {
         Ok(id) => response
             .with_producer_id(ProducerId(id))
             .with_producer_epoch(0),

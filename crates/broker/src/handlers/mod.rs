@@ -12,6 +12,8 @@ mod delete_topics;
 mod describe_cluster;
 mod describe_configs;
 mod describe_groups;
+mod describe_log_dirs;
+mod elect_leaders;
 mod fetch;
 mod find_coordinator;
 mod heartbeat;
@@ -25,6 +27,7 @@ mod offset_commit;
 mod offset_delete;
 mod offset_fetch;
 mod offset_for_leader_epoch;
+mod partition_reassignments;
 mod produce;
 mod sync_group;
 
@@ -65,6 +68,10 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ConsumerGroupHeartbeat, 0, 1),
     (ApiKey::ConsumerGroupDescribe, 0, 1),
     (ApiKey::OffsetForLeaderEpoch, 2, 4),
+    (ApiKey::DescribeLogDirs, 1, 4),
+    (ApiKey::ElectLeaders, 0, 2),
+    (ApiKey::AlterPartitionReassignments, 0, 0),
+    (ApiKey::ListPartitionReassignments, 0, 0),
 ];
 
 pub fn supported_range(api_key: ApiKey) -> Option<(i16, i16)> {
@@ -130,13 +137,13 @@ pub async fn dispatch(
     }
     match req.api_key {
         ApiKey::ApiVersions => api_versions::handle(&req),
-        ApiKey::Metadata => metadata::handle(broker, &req),
-        ApiKey::CreateTopics => create_topics::handle(broker, &req),
-        ApiKey::DeleteTopics => delete_topics::handle(broker, &req),
+        ApiKey::Metadata => metadata::handle(broker, &req).await,
+        ApiKey::CreateTopics => create_topics::handle(broker, &req).await,
+        ApiKey::DeleteTopics => delete_topics::handle(broker, &req).await,
         ApiKey::Produce => produce::handle(broker, &req),
         ApiKey::Fetch => fetch::handle(broker, &req).await,
         ApiKey::ListOffsets => list_offsets::handle(broker, &req),
-        ApiKey::FindCoordinator => find_coordinator::handle(broker, &req),
+        ApiKey::FindCoordinator => find_coordinator::handle(broker, &req).await,
         ApiKey::JoinGroup => join_group::handle(broker, &req, peer),
         ApiKey::SyncGroup => sync_group::handle(broker, &req),
         ApiKey::Heartbeat => heartbeat::handle(broker, &req),
@@ -147,12 +154,16 @@ pub async fn dispatch(
         ApiKey::DescribeGroups => describe_groups::handle(broker, &req),
         ApiKey::DeleteGroups => delete_groups::handle(broker, &req),
         ApiKey::OffsetDelete => offset_delete::handle(broker, &req),
-        ApiKey::InitProducerId => init_producer_id::handle(broker, &req),
+        ApiKey::InitProducerId => init_producer_id::handle(broker, &req).await,
         ApiKey::DescribeConfigs => describe_configs::handle(broker, &req),
         ApiKey::DescribeCluster => describe_cluster::handle(broker, &req),
         ApiKey::ConsumerGroupHeartbeat => consumer_group_heartbeat::handle(broker, &req, peer),
         ApiKey::ConsumerGroupDescribe => consumer_group_describe::handle(broker, &req),
         ApiKey::OffsetForLeaderEpoch => offset_for_leader_epoch::handle(broker, &req),
+        ApiKey::DescribeLogDirs => describe_log_dirs::handle(broker, &req),
+        ApiKey::ElectLeaders => elect_leaders::handle(broker, &req).await,
+        ApiKey::AlterPartitionReassignments => partition_reassignments::alter(broker, &req).await,
+        ApiKey::ListPartitionReassignments => partition_reassignments::list(broker, &req),
         other => Err(RequestError::UnsupportedVersion {
             api: other,
             version,

@@ -1,12 +1,13 @@
-//! OffsetForLeaderEpoch (key 23, KIP-101/KIP-320): the end offset of a
-//! leader epoch, which consumers use to detect log truncation after a
-//! leader change.
+//! OffsetForLeaderEpoch (key 23, KIP-101/KIP-320): where a leader epoch
+//! ends in the leader's log, from its leader-epoch cache. Consumers use it
+//! to detect truncation after a leader change; followers may use it to
+//! find where their log diverges (ours learn that from Fetch instead).
 //!
-//! Every batch here is written in the partition's one leader epoch (a
-//! single node never changes leader), so the epoch history is that one
-//! epoch starting at the log start: the requested current epoch ends at
-//! the log end offset, and an epoch newer than ours is unknown (-1, -1).
-//! The cluster issue replaces this with the leader-epoch cache.
+//! Kafka's semantics (`LeaderEpochFileCache.endOffsetFor`): the largest
+//! epoch at or below the requested one and the offset where it ends (the
+//! latest epoch ends at the log end); an epoch older than every one in
+//! the log gets itself and the first epoch's start; a newer or unknown one
+//! gets (-1, -1). Answered by the leader only.
 
 use std::sync::Arc;
 
@@ -35,19 +36,18 @@ pub fn handle(broker: &Arc<Broker>, req: &RawRequest) -> Result<Reply, RequestEr
                 .map(|p| {
                     let entry = EpochEndOffset::default().with_partition(p.partition);
                     let found = topic
-                        .and_then(|topic| broker.replicas.partition(&topic.topic_id, p.partition))
-                        .ok_or(ApiError::bare(ResponseError::UnknownTopicOrPartition))
+                        .ok_or(ResponseError::UnknownTopicOrPartition)
+                        .and_then(|topic| {
+                            broker.replicas.hosted(
+                                &image,
+                                &topic.topic_id,
+                                p.partition,
+                                ResponseError::UnknownTopicOrPartition,
+                            )
+                        })
+                        .map_err(ApiError::bare)
                         .and_then(|part| {
-                            part.check_leader_epoch(p.current_leader_epoch)?;
-                            Ok(if p.leader_epoch == part.leader_epoch {
-                                (part.leader_epoch, part.log_end_offset())
-                            } else if p.leader_epoch < part.leader_epoch && p.leader_epoch >= 0 {
-                                // Older than any epoch in the log: Kafka answers the
-                                // requested epoch ending where the first one starts.
-                                (p.leader_epoch, part.log_start_offset())
-                            } else {
-                                (-1, -1)
-                            })
+                            part.end_offset_for_epoch(p.current_leader_epoch, p.leader_epoch)
                         });
                     match found {
                         Ok((epoch, end_offset)) => {

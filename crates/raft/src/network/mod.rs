@@ -6,11 +6,14 @@
 //! [`router::Router`] that can drop and partition messages (tests), and
 //! [`tcp::TcpTransport`]. Everything is generic; no trait objects.
 //!
-//! A request is one of three Raft RPCs ([`RaftRequest`]); the receiving
-//! side hands it to its Raft node with [`dispatch`], the same function for
-//! every transport.
+//! A request is one of three Raft RPCs or one of two controller requests
+//! ([`RaftRequest`]); the receiving side hands it to its [`Endpoint`], the
+//! same code for every transport. The controller requests carry opaque
+//! forwarded payloads to the active controller's [`ForwardHandler`] and
+//! answer "who leads?" for nodes that are not voters (see `forward`).
 
 use std::future::Future;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use openraft::error::{
@@ -22,19 +25,24 @@ use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
     VoteRequest, VoteResponse,
 };
-use openraft::{BasicNode, RaftNetwork, RaftNetworkFactory};
+use openraft::{BasicNode, RaftMetrics, RaftNetwork, RaftNetworkFactory};
 
+use crate::forward::ForwardHandler;
 use crate::{NodeId, Raft, TypeConfig};
 
 pub mod router;
 pub mod tcp;
 pub mod wire;
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum RaftRequest {
     AppendEntries(AppendEntriesRequest<TypeConfig>),
     Vote(VoteRequest<NodeId>),
     InstallSnapshot(InstallSnapshotRequest<TypeConfig>),
+    /// An opaque request for the active controller's forward handler.
+    Forward(Vec<u8>),
+    /// Which node leads, as the target knows it.
+    WhoLeads,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -45,8 +53,22 @@ pub enum RaftResponse {
     /// The snapshot chunk did not continue the stream the target expects;
     /// the leader restarts the stream.
     SnapshotMismatch(SnapshotMismatch),
-    /// The target's Raft node is stopped or failed (fatal error text).
+    /// The target's Raft node is stopped or failed (fatal error text), or
+    /// it leads but has no forward handler, or the handler failed.
     Unavailable(String),
+    /// The forward handler's answer to a `Forward`.
+    Forwarded(Vec<u8>),
+    /// The answer to `WhoLeads`: the leader the target knows of, if any.
+    Leader {
+        id: Option<NodeId>,
+        addr: Option<String>,
+    },
+    /// The target of a `Forward` is not the leader; the handler was not
+    /// called. Names the leader the target knows of, if any.
+    NotLeader {
+        leader_id: Option<NodeId>,
+        leader_addr: Option<String>,
+    },
 }
 
 /// Why a request got no response.
@@ -72,9 +94,9 @@ pub trait Transport: Clone + Send + Sync + 'static {
     /// A connection to `target`; connecting may happen lazily.
     fn connect(&self, target: NodeId, node: &BasicNode) -> Self::Conn;
 
-    /// Starts handing incoming requests to `raft` (node `id`). Must be
-    /// called within a Tokio runtime.
-    fn serve(&self, id: NodeId, raft: Raft) -> std::io::Result<Self::Serving>;
+    /// Starts handing incoming requests to `endpoint`. Must be called
+    /// within a Tokio runtime.
+    fn serve(&self, endpoint: Endpoint) -> std::io::Result<Self::Serving>;
 }
 
 /// One peer, one request at a time.
@@ -86,26 +108,89 @@ pub trait Connection: Send + Sync + 'static {
     ) -> impl Future<Output = Result<RaftResponse, TransportError>> + Send;
 }
 
-/// Hands a request to the local Raft node; the receiving half of every
-/// transport.
-pub async fn dispatch(raft: &Raft, request: RaftRequest) -> RaftResponse {
-    match request {
-        RaftRequest::AppendEntries(rpc) => match raft.append_entries(rpc).await {
-            Ok(r) => RaftResponse::AppendEntries(r),
-            Err(e) => RaftResponse::Unavailable(e.to_string()),
-        },
-        RaftRequest::Vote(rpc) => match raft.vote(rpc).await {
-            Ok(r) => RaftResponse::Vote(r),
-            Err(e) => RaftResponse::Unavailable(e.to_string()),
-        },
-        RaftRequest::InstallSnapshot(rpc) => match raft.install_snapshot(rpc).await {
-            Ok(r) => RaftResponse::InstallSnapshot(r),
-            Err(RaftError::APIError(InstallSnapshotError::SnapshotMismatch(m))) => {
-                RaftResponse::SnapshotMismatch(m)
-            }
-            Err(e) => RaftResponse::Unavailable(e.to_string()),
-        },
+/// The slot holding a node's forward handler; settable at any time.
+pub(crate) type HandlerSlot = Arc<RwLock<Option<Arc<dyn ForwardHandler>>>>;
+
+/// The receiving half of every transport: one node's Raft and forward
+/// handler. Cheap to clone.
+#[derive(Clone)]
+pub struct Endpoint {
+    id: NodeId,
+    raft: Raft,
+    handler: HandlerSlot,
+}
+
+impl Endpoint {
+    pub(crate) fn new(id: NodeId, raft: Raft, handler: HandlerSlot) -> Endpoint {
+        Endpoint { id, raft, handler }
     }
+
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+
+    pub(crate) fn raft(&self) -> &Raft {
+        &self.raft
+    }
+
+    /// Answers one request. A `Forward` reaches the handler only while
+    /// this node's metrics say it leads; the handler runs in its own task,
+    /// so it completes even if the caller stops waiting.
+    pub async fn handle(&self, request: RaftRequest) -> RaftResponse {
+        let raft = &self.raft;
+        match request {
+            RaftRequest::AppendEntries(rpc) => match raft.append_entries(rpc).await {
+                Ok(r) => RaftResponse::AppendEntries(r),
+                Err(e) => RaftResponse::Unavailable(e.to_string()),
+            },
+            RaftRequest::Vote(rpc) => match raft.vote(rpc).await {
+                Ok(r) => RaftResponse::Vote(r),
+                Err(e) => RaftResponse::Unavailable(e.to_string()),
+            },
+            RaftRequest::InstallSnapshot(rpc) => match raft.install_snapshot(rpc).await {
+                Ok(r) => RaftResponse::InstallSnapshot(r),
+                Err(RaftError::APIError(InstallSnapshotError::SnapshotMismatch(m))) => {
+                    RaftResponse::SnapshotMismatch(m)
+                }
+                Err(e) => RaftResponse::Unavailable(e.to_string()),
+            },
+            RaftRequest::WhoLeads => {
+                let (id, addr) = leader_of(&raft.metrics().borrow());
+                RaftResponse::Leader { id, addr }
+            }
+            RaftRequest::Forward(payload) => self.forward(payload).await,
+        }
+    }
+
+    async fn forward(&self, payload: Vec<u8>) -> RaftResponse {
+        let (leader_id, leader_addr) = leader_of(&self.raft.metrics().borrow());
+        if leader_id != Some(self.id) {
+            return RaftResponse::NotLeader {
+                leader_id,
+                leader_addr,
+            };
+        }
+        let handler = self.handler.read().expect("handler lock poisoned").clone();
+        let Some(handler) = handler else {
+            return RaftResponse::Unavailable(format!("node {} has no forward handler", self.id));
+        };
+        match tokio::spawn(handler.handle(payload)).await {
+            Ok(response) => RaftResponse::Forwarded(response),
+            Err(e) => RaftResponse::Unavailable(format!("forward handler failed: {e}")),
+        }
+    }
+}
+
+/// The leader named by `metrics` and its address from the membership.
+pub(crate) fn leader_of(
+    metrics: &RaftMetrics<NodeId, BasicNode>,
+) -> (Option<NodeId>, Option<String>) {
+    let id = metrics.current_leader;
+    let addr = id.and_then(|id| {
+        let membership = metrics.membership_config.membership();
+        membership.get_node(&id).map(|n| n.addr.clone())
+    });
+    (id, addr)
 }
 
 /// openraft's network factory over a [`Transport`].

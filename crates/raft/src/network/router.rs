@@ -1,5 +1,5 @@
-//! An in-process transport: voters in one process call each other's Raft
-//! node directly. Links can be cut to simulate partitions: a request over
+//! An in-process transport: nodes in one process call each other's
+//! [`Endpoint`] directly. Links can be cut to simulate partitions: a request over
 //! a cut link is never delivered, and a response over a cut link is lost
 //! after the target has acted on the request (as on a real network).
 
@@ -9,12 +9,12 @@ use std::time::Duration;
 
 use openraft::BasicNode;
 
-use super::{dispatch, Connection, RaftRequest, RaftResponse, Transport, TransportError};
-use crate::{NodeId, Raft};
+use super::{Connection, Endpoint, RaftRequest, RaftResponse, Transport, TransportError};
+use crate::NodeId;
 
 #[derive(Default)]
 struct Links {
-    nodes: HashMap<NodeId, Raft>,
+    nodes: HashMap<NodeId, Endpoint>,
     /// Directed links that drop messages.
     cut: HashSet<(NodeId, NodeId)>,
 }
@@ -98,8 +98,9 @@ impl Transport for RouterTransport {
         }
     }
 
-    fn serve(&self, id: NodeId, raft: Raft) -> std::io::Result<RouterServing> {
-        self.router.links().nodes.insert(id, raft);
+    fn serve(&self, endpoint: Endpoint) -> std::io::Result<RouterServing> {
+        let id = endpoint.id();
+        self.router.links().nodes.insert(id, endpoint);
         Ok(RouterServing {
             id,
             router: self.router.clone(),
@@ -124,10 +125,10 @@ impl Connection for RouterConn {
             return Err(unreachable);
         }
         let target = self.router.links().nodes.get(&self.to).cloned();
-        let Some(raft) = target else {
+        let Some(endpoint) = target else {
             return Err(unreachable);
         };
-        let response = tokio::time::timeout(timeout, dispatch(&raft, request))
+        let response = tokio::time::timeout(timeout, endpoint.handle(request))
             .await
             .map_err(|_| TransportError::Timeout(timeout))?;
         if self.router.is_cut(self.to, self.from) {

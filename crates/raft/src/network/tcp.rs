@@ -1,8 +1,11 @@
-//! Raft RPCs over TCP: `length: u32 | message` frames (see `wire`), one
-//! request and its response at a time per connection.
+//! Raft RPCs and controller requests over TCP: `length: u32 | message`
+//! frames (see `wire`), one request and its response at a time per
+//! connection; every connection has its own task, so a slow forwarded
+//! request holds up only its own connection.
 //!
-//! Each openraft client (one per peer and purpose) owns one connection,
-//! opened lazily and dropped on any error; the next call reconnects.
+//! Each openraft client (one per peer and purpose) and each pooled
+//! forwarding connection owns one connection, opened lazily and dropped
+//! on any error; the next call reconnects.
 //! The server side accepts at most [`MAX_CONNECTIONS`] connections and
 //! frames of at most [`MAX_FRAME_BYTES`]; a bad frame closes only its
 //! connection.
@@ -16,13 +19,14 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 
-use super::{dispatch, wire, Connection, RaftRequest, RaftResponse, Transport, TransportError};
-use crate::{NodeId, Raft};
+use super::{wire, Connection, Endpoint, RaftRequest, RaftResponse, Transport, TransportError};
+use crate::NodeId;
 
 /// Above the snapshot chunk size and any sane batch of metadata entries.
 pub const MAX_FRAME_BYTES: u32 = 64 << 20;
-/// Voters open a few connections each; this only bounds misbehaviour.
-pub const MAX_CONNECTIONS: usize = 64;
+/// Voters open a few connections each, and every broker up to eight for
+/// forwarded requests (`ControllerClient`); this only bounds misbehaviour.
+pub const MAX_CONNECTIONS: usize = 1024;
 
 #[derive(Clone)]
 pub struct TcpTransport {
@@ -74,22 +78,22 @@ impl Transport for TcpTransport {
         }
     }
 
-    fn serve(&self, id: NodeId, raft: Raft) -> std::io::Result<TcpServing> {
+    fn serve(&self, endpoint: Endpoint) -> std::io::Result<TcpServing> {
         let taken = self.listener.lock().expect("listener lock poisoned").take();
         let Some(listener) = taken else {
             return Ok(TcpServing { _stop: None });
         };
         let listener = TcpListener::from_std(listener)?;
         let (stop_tx, stop) = watch::channel(());
-        tracing::info!(node = id, addr = ?self.local_addr, "serving raft requests");
-        tokio::spawn(accept_loop(listener, raft, stop));
+        tracing::info!(node = endpoint.id(), addr = ?self.local_addr, "serving raft requests");
+        tokio::spawn(accept_loop(listener, endpoint, stop));
         Ok(TcpServing {
             _stop: Some(stop_tx),
         })
     }
 }
 
-async fn accept_loop(listener: TcpListener, raft: Raft, mut stop: watch::Receiver<()>) {
+async fn accept_loop(listener: TcpListener, endpoint: Endpoint, mut stop: watch::Receiver<()>) {
     let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
         let accepted = tokio::select! {
@@ -109,10 +113,10 @@ async fn accept_loop(listener: TcpListener, raft: Raft, mut stop: watch::Receive
             tracing::warn!("too many raft connections; closing a new one");
             continue;
         };
-        let (raft, stop) = (raft.clone(), stop.clone());
+        let (endpoint, stop) = (endpoint.clone(), stop.clone());
         tokio::spawn(async move {
             let _permit = permit;
-            if let Err(e) = serve_connection(stream, raft, stop).await {
+            if let Err(e) = serve_connection(stream, endpoint, stop).await {
                 tracing::debug!(error = %e, "raft connection closed");
             }
         });
@@ -121,7 +125,7 @@ async fn accept_loop(listener: TcpListener, raft: Raft, mut stop: watch::Receive
 
 async fn serve_connection(
     mut stream: TcpStream,
-    raft: Raft,
+    endpoint: Endpoint,
     mut stop: watch::Receiver<()>,
 ) -> Result<(), TransportError> {
     stream.set_nodelay(true)?;
@@ -133,7 +137,12 @@ async fn serve_connection(
         let Some(frame) = frame else { return Ok(()) };
         let request =
             wire::decode_request(&frame).map_err(|e| TransportError::Protocol(e.to_string()))?;
-        let response = dispatch(&raft, request).await;
+        // Stopping abandons a request in progress, as a crash would: its
+        // client sees the connection close.
+        let response = tokio::select! {
+            _ = stop.changed() => return Ok(()),
+            response = endpoint.handle(request) => response,
+        };
         let mut buf = Vec::new();
         wire::encode_response(&mut buf, &response);
         write_frame(&mut stream, &buf).await?;

@@ -8,6 +8,8 @@
 //! | 1   | AppendEntries    | `Vote, Option<LogId> prev, [Entry], Option<LogId> commit`   |
 //! | 2   | Vote             | `Vote, Option<LogId> last`                                   |
 //! | 3   | InstallSnapshot  | `Vote, SnapshotMeta, offset: u64, data: bytes, done: u8`     |
+//! | 6   | Forward          | `payload: bytes` (opaque, for the active controller)        |
+//! | 7   | WhoLeads         | (none)                                                       |
 //!
 //! | tag | response         | fields                                                       |
 //! |-----|------------------|--------------------------------------------------------------|
@@ -15,7 +17,13 @@
 //! | 2   | Vote             | `Vote, granted: u8, Option<LogId> last`                      |
 //! | 3   | InstallSnapshot  | `Vote`                                                       |
 //! | 4   | SnapshotMismatch | `expect: (id: str, offset: u64), got: (id: str, offset: u64)`|
-//! | 5   | Unavailable      | `reason: str`                                                |
+//! | 5   | Unavailable      | `reason: str` (Raft stopped; no forward handler; it failed)  |
+//! | 6   | Forwarded        | `payload: bytes` (the forward handler's answer)              |
+//! | 7   | Leader           | `id: Option<u64>, addr: Option<str>` (answers WhoLeads)      |
+//! | 8   | NotLeader        | `leader_id: Option<u64>, leader_addr: Option<str>` (answers a Forward to a non-leader; not handled) |
+//!
+//! Forward and WhoLeads are not Raft RPCs: they share the controller
+//! listener so that brokers need one address per controller.
 
 use openraft::error::SnapshotMismatch;
 use openraft::raft::{
@@ -32,6 +40,35 @@ const VOTE: u8 = 2;
 const INSTALL_SNAPSHOT: u8 = 3;
 const SNAPSHOT_MISMATCH: u8 = 4;
 const UNAVAILABLE: u8 = 5;
+const FORWARD: u8 = 6;
+const WHO_LEADS: u8 = 7;
+const LEADER: u8 = 7;
+const NOT_LEADER: u8 = 8;
+
+fn put_leader(buf: &mut Vec<u8>, id: &Option<u64>, addr: &Option<String>) {
+    match id {
+        Some(id) => {
+            buf.put_u8(1);
+            buf.put_u64(*id);
+        }
+        None => buf.put_u8(0),
+    }
+    match addr {
+        Some(addr) => {
+            buf.put_u8(1);
+            buf.put_bytes(addr.as_bytes());
+        }
+        None => buf.put_u8(0),
+    }
+}
+
+type Leader = (Option<u64>, Option<String>);
+
+fn get_leader(r: &mut Reader) -> Result<Leader, DecodeError> {
+    let id = if r.bool()? { Some(r.u64()?) } else { None };
+    let addr = if r.bool()? { Some(r.string()?) } else { None };
+    Ok((id, addr))
+}
 
 pub fn encode_request(buf: &mut Vec<u8>, request: &RaftRequest) {
     match request {
@@ -56,6 +93,11 @@ pub fn encode_request(buf: &mut Vec<u8>, request: &RaftRequest) {
             buf.put_bytes(&r.data);
             buf.put_u8(r.done as u8);
         }
+        RaftRequest::Forward(payload) => {
+            buf.put_u8(FORWARD);
+            buf.put_bytes(payload);
+        }
+        RaftRequest::WhoLeads => buf.put_u8(WHO_LEADS),
     }
 }
 
@@ -86,6 +128,8 @@ pub fn decode_request(bytes: &[u8]) -> Result<RaftRequest, DecodeError> {
             data: r.bytes()?.to_vec(),
             done: r.bool()?,
         }),
+        FORWARD => RaftRequest::Forward(r.bytes()?.to_vec()),
+        WHO_LEADS => RaftRequest::WhoLeads,
         t => return Err(DecodeError::UnknownTag(t)),
     };
     r.finish()?;
@@ -130,6 +174,21 @@ pub fn encode_response(buf: &mut Vec<u8>, response: &RaftResponse) {
             buf.put_u8(UNAVAILABLE);
             buf.put_bytes(why.as_bytes());
         }
+        RaftResponse::Forwarded(payload) => {
+            buf.put_u8(FORWARD);
+            buf.put_bytes(payload);
+        }
+        RaftResponse::Leader { id, addr } => {
+            buf.put_u8(LEADER);
+            put_leader(buf, id, addr);
+        }
+        RaftResponse::NotLeader {
+            leader_id,
+            leader_addr,
+        } => {
+            buf.put_u8(NOT_LEADER);
+            put_leader(buf, leader_id, leader_addr);
+        }
     }
 }
 
@@ -163,6 +222,18 @@ pub fn decode_response(bytes: &[u8]) -> Result<RaftResponse, DecodeError> {
             RaftResponse::SnapshotMismatch(SnapshotMismatch { expect, got })
         }
         UNAVAILABLE => RaftResponse::Unavailable(r.string()?),
+        FORWARD => RaftResponse::Forwarded(r.bytes()?.to_vec()),
+        LEADER => {
+            let (id, addr) = get_leader(r)?;
+            RaftResponse::Leader { id, addr }
+        }
+        NOT_LEADER => {
+            let (leader_id, leader_addr) = get_leader(r)?;
+            RaftResponse::NotLeader {
+                leader_id,
+                leader_addr,
+            }
+        }
         t => return Err(DecodeError::UnknownTag(t)),
     };
     r.finish()?;
@@ -209,6 +280,9 @@ mod tests {
                 data: vec![1, 2, 3],
                 done: true,
             }),
+            RaftRequest::Forward(vec![0, 1, 2]),
+            RaftRequest::Forward(Vec::new()),
+            RaftRequest::WhoLeads,
         ]
     }
 
@@ -231,6 +305,24 @@ mod tests {
                 got: seg(5),
             }),
             RaftResponse::Unavailable("stopped".into()),
+            RaftResponse::Forwarded(vec![9, 8]),
+            RaftResponse::Forwarded(Vec::new()),
+            RaftResponse::Leader {
+                id: Some(2),
+                addr: Some("127.0.0.1:9093".into()),
+            },
+            RaftResponse::Leader {
+                id: None,
+                addr: None,
+            },
+            RaftResponse::NotLeader {
+                leader_id: Some(3),
+                leader_addr: None,
+            },
+            RaftResponse::NotLeader {
+                leader_id: None,
+                leader_addr: Some("x".into()),
+            },
         ]
     }
 

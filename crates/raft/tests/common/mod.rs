@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use odradek_metadata::{MetadataImage, MetadataRecord};
-use odradek_raft::{MetadataQuorum, NodeId, QuorumConfig, Transport};
+use odradek_raft::{ForwardHandler, MetadataQuorum, NodeId, QuorumConfig, TcpTransport, Transport};
 use tokio::sync::watch;
 use uuid::Uuid;
 
@@ -63,18 +63,92 @@ pub async fn wait_image(
         .clone()
 }
 
-/// Waits until one of the running nodes says it is the leader, and
-/// returns its position in `nodes`.
+/// Waits until one of the running nodes says it is the leader and every
+/// running node agrees, and returns its position in `nodes`.
 pub async fn wait_leader<T: Transport>(nodes: &[Option<MetadataQuorum<T>>]) -> usize {
     bounded("a leader", async {
         loop {
             for (i, n) in nodes.iter().enumerate() {
                 if n.as_ref().is_some_and(|n| n.is_leader()) {
-                    return i;
+                    let leader = n.as_ref().unwrap().node_id();
+                    let agreed = nodes
+                        .iter()
+                        .flatten()
+                        .all(|n| n.metrics().borrow().current_leader == Some(leader));
+                    if agreed {
+                        return i;
+                    }
                 }
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     })
     .await
+}
+
+/// Steadier timers for tests that pin the leader down: on a loaded
+/// machine the short timers of [`config`] may let leadership move
+/// between a test learning the leader and using it.
+pub fn steady_config(id: NodeId, data: &Path, voters: &BTreeMap<NodeId, String>) -> QuorumConfig {
+    let mut c = config(id, data, voters);
+    c.heartbeat_interval_ms = 100;
+    c.election_timeout_min_ms = 1000;
+    c.election_timeout_max_ms = 2000;
+    c
+}
+
+/// A forward handler that answers `"<id>:<payload>"`, so a test sees
+/// which node handled a request.
+pub fn echo(id: NodeId) -> Arc<dyn ForwardHandler> {
+    Arc::new(move |payload: Vec<u8>| async move { answer(id, &payload) })
+}
+
+pub fn answer(id: NodeId, payload: &[u8]) -> Vec<u8> {
+    let mut out = format!("{id}:").into_bytes();
+    out.extend_from_slice(payload);
+    out
+}
+
+/// Binds `n` controller listeners on 127.0.0.1 ephemeral ports; returns
+/// them with the voters map (ids from 1).
+pub fn tcp_voters(n: usize) -> (Vec<TcpTransport>, BTreeMap<NodeId, String>) {
+    let transports: Vec<TcpTransport> = (0..n)
+        .map(|_| TcpTransport::bind("127.0.0.1:0").unwrap())
+        .collect();
+    let voters = transports
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (i as NodeId + 1, t.local_addr().unwrap().to_string()))
+        .collect();
+    (transports, voters)
+}
+
+/// Starts a voter per transport (ids from 1), each with an [`echo`]
+/// forward handler and [`steady_config`].
+pub async fn start_tcp(
+    data: &Path,
+    transports: Vec<TcpTransport>,
+    voters: &BTreeMap<NodeId, String>,
+) -> Vec<Option<MetadataQuorum<TcpTransport>>> {
+    let mut nodes = Vec::new();
+    for (i, t) in transports.into_iter().enumerate() {
+        let id = i as NodeId + 1;
+        let q = MetadataQuorum::start(steady_config(id, data, voters), t)
+            .await
+            .unwrap();
+        q.set_forward_handler(Some(echo(id)));
+        nodes.push(Some(q));
+    }
+    nodes
+}
+
+/// Waits until `node`'s metrics name `leader` as the leader.
+pub async fn wait_knows_leader<T: Transport>(node: &MetadataQuorum<T>, leader: NodeId) {
+    bounded("the leader to be known", async {
+        let mut m = node.metrics();
+        m.wait_for(|m| m.current_leader == Some(leader))
+            .await
+            .unwrap();
+    })
+    .await;
 }
