@@ -30,7 +30,11 @@ pub fn handle(broker: &Arc<Broker>, req: &RawRequest) -> Result<Reply, RequestEr
                         .map(|t| (t.name.0.to_string(), t.partition_indexes.clone()))
                         .collect()
                 });
-                let fetched = fetch(broker, g.group_id.0.as_str(), topics.as_deref());
+                // v9 (KIP-848): a consumer-group member proves its epoch.
+                let member = (version >= 9)
+                    .then(|| g.member_id.as_ref().map(|m| (m.as_str(), g.member_epoch)))
+                    .flatten();
+                let fetched = fetch(broker, g.group_id.0.as_str(), member, topics.as_deref());
                 group_entry(g.group_id.clone(), fetched)
             })
             .collect();
@@ -41,7 +45,7 @@ pub fn handle(broker: &Arc<Broker>, req: &RawRequest) -> Result<Reply, RequestEr
             .map(|t| (t.name.0.to_string(), t.partition_indexes.clone()))
             .collect()
     });
-    let fetched = fetch(broker, request.group_id.0.as_str(), topics.as_deref());
+    let fetched = fetch(broker, request.group_id.0.as_str(), None, topics.as_deref());
     let response = match fetched {
         Ok(found) => OffsetFetchResponse::default().with_topics(
             found
@@ -95,10 +99,19 @@ pub fn handle(broker: &Arc<Broker>, req: &RawRequest) -> Result<Reply, RequestEr
     ready(req, &response)
 }
 
-fn fetch(broker: &Broker, group_id: &str, topics: Option<&[(String, Vec<i32>)]>) -> Fetched {
+fn fetch(
+    broker: &Broker,
+    group_id: &str,
+    member: Option<(&str, i32)>,
+    topics: Option<&[(String, Vec<i32>)]>,
+) -> Fetched {
+    let (member_id, member_epoch) = member.map_or((None, -1), |(id, epoch)| (Some(id), epoch));
     broker
         .groups
-        .with_core(group_id, |core| core.fetch_offsets(group_id, topics))
+        .with_core(group_id, |core| {
+            core.fetch_offsets_checked(group_id, member_id, member_epoch, topics)
+        })
+        .and_then(|r| r)
 }
 
 fn group_entry(group_id: GroupId, fetched: Fetched) -> OffsetFetchResponseGroup {
