@@ -86,6 +86,18 @@ impl ActiveController {
                 .last_applied
                 .map_or(0, |l| l.index));
         }
+        // The cluster id rides on the first change ever made (a broker's
+        // registration), so no broker is unfenced, and none serves
+        // clients, before every node reports the same id.
+        let mut records = records;
+        if quorum.image().borrow().cluster_id().is_none() {
+            records.insert(
+                0,
+                MetadataRecord::ClusterId {
+                    cluster_id: self.local_cluster_id.clone(),
+                },
+            );
+        }
         match quorum.propose(records).await {
             Ok(c) => Ok(c.index),
             Err(ProposeError::NotLeader { .. }) => Err(ApiError::new(
@@ -560,15 +572,6 @@ impl ActiveController {
                 self.liveness
                     .lock()
                     .reset(image.brokers().map(|b| b.broker_id), now);
-                if image.cluster_id().is_none() {
-                    let _w = self.write_lock.lock().await;
-                    let record = MetadataRecord::ClusterId {
-                        cluster_id: self.local_cluster_id.clone(),
-                    };
-                    if let Err(e) = self.propose(vec![record]).await {
-                        tracing::warn!(error = ?e, "recording the cluster id failed");
-                    }
-                }
                 continue;
             }
             let expired = self.liveness.lock().expired(&image, now);

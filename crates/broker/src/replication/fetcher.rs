@@ -191,7 +191,7 @@ async fn run(broker: Arc<Broker>, shared: Arc<Shared>, mut stop: watch::Receiver
             }
             continue;
         }
-        let retry_at = Instant::now() + backoff;
+        let now = Instant::now();
         for (partition, position) in &targets {
             let Some(data) = find(&response, partition.topic_id, partition.index) else {
                 continue;
@@ -199,11 +199,27 @@ async fn run(broker: Arc<Broker>, shared: Arc<Shared>, mut stop: watch::Receiver
             let refused = apply(&broker, partition, position, data).await;
             if let Some(code) = refused {
                 tracing::debug!(leader, topic = %partition.topic, partition = partition.index, error = ?code, "the leader refused a partition; backing off");
-                delayed.insert((partition.topic_id, partition.index), retry_at);
+                delayed.insert((partition.topic_id, partition.index), now + retry_after(code, backoff));
             }
         }
     }
 }
+
+/// How long a partition the leader refused waits before the next try.
+/// Right after a leader change the new leader may not have applied the
+/// change yet and answers NOT_LEADER_OR_FOLLOWER or UNKNOWN_LEADER_EPOCH
+/// for a moment; waiting the full `replica.fetch.backoff.ms` then would
+/// hold acks=all writes for that long, so those retry almost at once.
+fn retry_after(code: ResponseError, backoff: Duration) -> Duration {
+    match code {
+        ResponseError::NotLeaderOrFollower | ResponseError::UnknownLeaderEpoch => {
+            backoff.min(LEADER_CHANGE_RETRY)
+        }
+        _ => backoff,
+    }
+}
+
+const LEADER_CHANGE_RETRY: Duration = Duration::from_millis(20);
 
 /// The open connection to `leader`, connecting (again) if there is none
 /// or the leader's address changed.
