@@ -7,6 +7,7 @@
 //! previous proposal left, so two requests never plan against the same
 //! state (this is the KRaft controller's single event thread).
 
+use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
@@ -38,6 +39,48 @@ pub struct ActiveController {
     /// The Raft term in which liveness was last reset: a new leader does
     /// not know when brokers last heartbeated and gives each a full session.
     liveness_term: AtomicU64,
+    /// What this controller saw since it was elected (see `silent_voters`).
+    election: Mutex<Option<Election>>,
+}
+
+/// The start of this controller's term, to spot a dead voter-broker early.
+struct Election {
+    since_ms: i64,
+    /// The first log index of the term: every live voter acknowledges it
+    /// within a Raft heartbeat or two.
+    first_index: u64,
+    heard: HashSet<i32>,
+}
+
+/// A new controller gives every broker a full session before fencing it,
+/// which would put a whole session timeout on top of the election when the
+/// old controller's node died. A broker that is also a voter, has not
+/// acknowledged a single entry of the new term and has not heartbeated
+/// this long after the election is as good as dead, and is fenced now.
+const SILENT_VOTER_GRACE_MS: i64 = 500;
+
+/// The voter-brokers to fence early (see [`SILENT_VOTER_GRACE_MS`]):
+/// unfenced, silent since the election, and behind the term's first entry
+/// in Raft replication.
+fn silent_voters(
+    image: &MetadataImage,
+    election: &Election,
+    replication: &BTreeMap<u64, Option<u64>>,
+    now_ms: i64,
+) -> Vec<i32> {
+    if now_ms - election.since_ms < SILENT_VOTER_GRACE_MS {
+        return Vec::new();
+    }
+    image
+        .brokers()
+        .filter(|b| !b.fenced && !election.heard.contains(&b.broker_id))
+        .filter(|b| {
+            replication
+                .get(&(b.broker_id as u64))
+                .is_some_and(|matched| matched.is_none_or(|i| i < election.first_index))
+        })
+        .map(|b| b.broker_id)
+        .collect()
 }
 
 impl ActiveController {
@@ -55,6 +98,7 @@ impl ActiveController {
             write_lock: tokio::sync::Mutex::new(()),
             liveness: Mutex::new(BrokerLiveness::new(session_timeout_ms as i64)),
             liveness_term: AtomicU64::new(0),
+            election: Mutex::new(None),
         }
     }
 
@@ -219,6 +263,9 @@ impl ActiveController {
             return respond(ResponseError::BrokerIdNotRegistered);
         };
         self.liveness.lock().heartbeat(id, now);
+        if let Some(e) = self.election.lock().as_mut() {
+            e.heard.insert(id);
+        }
         let wants_unfence = registered.fenced
             && !req.want_fence
             && !req.want_shut_down
@@ -572,9 +619,43 @@ impl ActiveController {
                 self.liveness
                     .lock()
                     .reset(image.brokers().map(|b| b.broker_id), now);
+                let first_index = quorum.metrics().borrow().last_log_index.unwrap_or(0);
+                *self.election.lock() = Some(Election {
+                    since_ms: now,
+                    first_index,
+                    heard: HashSet::new(),
+                });
                 continue;
             }
-            let expired = self.liveness.lock().expired(&image, now);
+            let mut expired = self.liveness.lock().expired(&image, now);
+            let early = {
+                let mut election = self.election.lock();
+                let replication: BTreeMap<u64, Option<u64>> = quorum
+                    .metrics()
+                    .borrow()
+                    .replication
+                    .as_ref()
+                    .map(|r| r.iter().map(|(id, l)| (*id, l.map(|l| l.index))).collect())
+                    .unwrap_or_default();
+                let early = election
+                    .as_ref()
+                    .map(|e| silent_voters(&image, e, &replication, now))
+                    .unwrap_or_default();
+                // One early check per term; then sessions decide.
+                if election
+                    .as_ref()
+                    .is_some_and(|e| now - e.since_ms >= SILENT_VOTER_GRACE_MS)
+                {
+                    *election = None;
+                }
+                early
+            };
+            for b in early {
+                if !expired.contains(&b) {
+                    tracing::warn!(broker = b, "voter silent since this controller's election");
+                    expired.push(b);
+                }
+            }
             for broker in expired {
                 let _w = self.write_lock.lock().await;
                 let Ok(image) = self.image() else { break };
@@ -612,4 +693,52 @@ fn topics_error(req: &CreateTopicsRequest, e: ApiError) -> CreateTopicsResponse 
             })
             .collect(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use uuid::Uuid;
+
+    fn three_unfenced() -> MetadataImage {
+        let mut records = Vec::new();
+        for id in 1..=3 {
+            records.push(MetadataRecord::RegisterBroker {
+                broker_id: id,
+                incarnation_id: Uuid::new_v4(),
+                host: "h".into(),
+                port: id,
+                rack: None,
+            });
+            records.push(MetadataRecord::BrokerState {
+                broker_id: id,
+                fenced: false,
+                in_controlled_shutdown: false,
+            });
+        }
+        MetadataImage::from_records(&records)
+    }
+
+    #[test]
+    fn only_a_voter_silent_in_both_ways_after_the_grace_is_fenced_early() {
+        let image = three_unfenced();
+        let election = Election {
+            since_ms: 1_000,
+            first_index: 50,
+            heard: HashSet::from([3]),
+        };
+        // 1 leads (this controller), 2 never acked the term, 3 heartbeated
+        // but lags in Raft.
+        let replication = BTreeMap::from([(1, Some(50)), (2, Some(40)), (3, Some(10))]);
+        assert!(silent_voters(&image, &election, &replication, 1_400).is_empty());
+        assert_eq!(
+            silent_voters(&image, &election, &replication, 1_500),
+            vec![2]
+        );
+        let caught_up = BTreeMap::from([(1, Some(50)), (2, Some(50)), (3, Some(10))]);
+        assert!(silent_voters(&image, &election, &caught_up, 1_500).is_empty());
+        // A broker that is not a voter is left to its session.
+        let no_voter = BTreeMap::from([(1, Some(50))]);
+        assert!(silent_voters(&image, &election, &no_voter, 1_500).is_empty());
+    }
 }
