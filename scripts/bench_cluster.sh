@@ -22,11 +22,20 @@ LOADGEN=${LOADGEN:-$TARGET/loadgen/release/loadgen}
 [[ -x $LOADGEN ]] || { echo "loadgen not found at $LOADGEN (set LOADGEN)" >&2; exit 2; }
 
 WORK=$(mktemp -d "${BENCH_TMPDIR:-/tmp}/odradek-bench-cluster.XXXXXX")
-BASE=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-# Six consecutive ports from BASE; retry if the picked range is busy.
-"$BROKER_BIN" dev cluster --nodes 3 --base-port "$BASE" --dir "$WORK/cluster" >"$WORK/dev.log" 2>&1 &
-CLUSTER=$!
-trap 'kill $CLUSTER 2>/dev/null; wait $CLUSTER 2>/dev/null; rm -rf "$WORK"' EXIT
+CLUSTER=""
+trap '[[ -n $CLUSTER ]] && kill $CLUSTER 2>/dev/null; wait 2>/dev/null; rm -rf "$WORK"' EXIT
+# The cluster needs six consecutive free ports from BASE; `dev cluster`
+# exits at once when one is taken, and another range is tried.
+for attempt in 1 2 3 4 5; do
+    BASE=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    (( BASE < 65000 )) || continue
+    "$BROKER_BIN" dev cluster --nodes 3 --base-port "$BASE" --dir "$WORK/cluster-$attempt" >"$WORK/dev.log" 2>&1 &
+    CLUSTER=$!
+    sleep 3
+    kill -0 $CLUSTER 2>/dev/null && break
+    CLUSTER=""
+done
+[[ -n $CLUSTER ]] || { echo "could not start a dev cluster: $(cat "$WORK/dev.log")" >&2; exit 1; }
 BOOT=127.0.0.1:$BASE,127.0.0.1:$((BASE + 2)),127.0.0.1:$((BASE + 4))
 for _ in $(seq 1 100); do
     "$LOADGEN" topic-create -b "$BOOT" -t probe --if-not-exists >/dev/null 2>&1 && break

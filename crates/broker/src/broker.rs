@@ -290,6 +290,20 @@ impl Broker {
     }
 
     fn apply(&self, image: &MetadataImage) -> Result<(), ApiError> {
+        // Partitions take roles only from an image that has this process's
+        // own registration, so everything committed before it (leaderships
+        // moved while this node was down) is applied too: until then the
+        // image may make this node leader for its previous incarnation.
+        let (me, incarnation) = (self.config.node_id, self.incarnation_id);
+        if image
+            .broker(me)
+            .is_some_and(|b| b.incarnation_id == incarnation)
+            && self.replicas.enable_roles()
+        {
+            tracing::info!(
+                "this broker's registration is in the metadata; partitions take their roles"
+            );
+        }
         self.groups.update_topics(image, self.now_ms());
         let applied = self.replicas.apply_image(image).map_err(|e| {
             tracing::error!(error = %e, "applying metadata to local logs failed");

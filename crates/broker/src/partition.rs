@@ -865,7 +865,7 @@ impl Partition {
                 Some(FetchPosition {
                     leader_epoch: self.leader_epoch(),
                     fetch_offset: state.log.log_end_offset(),
-                    last_fetched_epoch: state.log.latest_epoch().unwrap_or(-1),
+                    last_fetched_epoch: last_written_epoch(&state.log),
                     log_start_offset: state.log.log_start_offset(),
                 })
             }
@@ -1068,6 +1068,25 @@ fn batch_error(e: BatchError) -> ApiError {
         | BatchError::InvalidSequence(_) => ResponseError::InvalidRecord,
     };
     ApiError::new(code, e.to_string())
+}
+
+/// The epoch of the last batch in `log` (KIP-595's `last_fetched_epoch`),
+/// -1 if none carries one. This is not always the cache's latest epoch: a
+/// replica that became leader records its epoch at the log end before
+/// writing anything (`make_leader`), and if it loses the leadership before
+/// it writes, that entry stays at the log end with no data behind it. The
+/// next leader never had that epoch, so naming it would be answered with a
+/// diverging epoch ending exactly at this log end: a truncation that cuts
+/// nothing, and the same answer to every fetch after it (the replica
+/// would never catch up or rejoin the ISR). The entry goes once data is
+/// appended at the log end (or on reopen).
+fn last_written_epoch(log: &Log) -> i32 {
+    let end = log.log_end_offset();
+    log.epoch_entries()
+        .iter()
+        .rev()
+        .find(|e| e.start_offset < end)
+        .map_or(-1, |e| e.epoch)
 }
 
 /// How much of the active segment one read covers while rebuilding.

@@ -9,6 +9,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use odradek_metadata::{MetadataImage, PartitionImage, TopicImage, NO_LEADER};
@@ -64,6 +65,9 @@ pub struct ReplicaManager {
     endpoints: RwLock<HashMap<i32, (String, u16)>>,
     /// Bumped after every applied image; the fetchers reconfigure on it.
     changes: watch::Sender<u64>,
+    /// Whether `apply_image` gives partitions their roles. Off from start-up
+    /// until [`ReplicaManager::enable_roles`]: see there.
+    roles_enabled: AtomicBool,
 }
 
 impl ReplicaManager {
@@ -89,6 +93,8 @@ impl ReplicaManager {
     ) -> Result<ReplicaManager, StorageError> {
         let recovery_points = read_checkpoint(&log_dir.join(RECOVERY_POINT_CHECKPOINT))?;
         let high_watermarks = read_checkpoint(&log_dir.join(REPLICATION_CHECKPOINT))?;
+        // Transitional single-node mode has no registration to wait for.
+        let roles_enabled = AtomicBool::new(settings.node_id.is_none());
         Ok(ReplicaManager {
             log_dir: log_dir.to_path_buf(),
             broker_topic_defaults,
@@ -98,11 +104,33 @@ impl ReplicaManager {
             initial_high_watermarks: parking_lot::Mutex::new(high_watermarks),
             endpoints: RwLock::new(HashMap::new()),
             changes: watch::Sender::new(0),
+            roles_enabled,
         })
     }
 
     pub fn node_id(&self) -> Option<i32> {
         self.settings.node_id
+    }
+
+    /// From now on, [`ReplicaManager::apply_image`] makes partitions leaders
+    /// and followers as the image says. Until then it only opens, creates
+    /// and deletes logs, and every partition stays a follower of no leader
+    /// (no fetching, no produce, no leader epoch recorded).
+    ///
+    /// The broker calls this once the image shows this process's own
+    /// registration (Kafka's broker, likewise, acts on partition metadata
+    /// only after it registered and caught up with the metadata log). The
+    /// image replayed at start-up, and what the quorum adds before this
+    /// process registers, describe the previous incarnation: it may make
+    /// this node leader of partitions that others have led since, and a
+    /// leader records its new epoch in the log at once (`make_leader`).
+    /// Returns whether roles were off until now.
+    pub fn enable_roles(&self) -> bool {
+        !self.roles_enabled.swap(true, Ordering::AcqRel)
+    }
+
+    pub fn roles_enabled(&self) -> bool {
+        self.roles_enabled.load(Ordering::Acquire)
     }
 
     pub fn partition(&self, topic_id: &Uuid, index: i32) -> Option<Arc<Partition>> {
@@ -157,8 +185,9 @@ impl ReplicaManager {
     /// partitions this broker is no longer a replica of (topic deleted,
     /// replica moved away), opens or creates the logs of those it now is,
     /// updates configs, and makes each partition leader or follower at the
-    /// image's leader epoch. A failure on one partition does not stop the
-    /// others; the first is returned.
+    /// image's leader epoch (once roles are enabled: see
+    /// [`ReplicaManager::enable_roles`]). A failure on one partition does
+    /// not stop the others; the first is returned.
     pub fn apply_image(&self, image: &MetadataImage) -> Result<(), StorageError> {
         let mut first_error: Option<StorageError> = None;
         let mut note = |e: StorageError| {
@@ -191,6 +220,7 @@ impl ReplicaManager {
             .collect();
         let now_ms = self.settings.clock.now_ms();
         let eligible = |id: i32| image.is_usable(id);
+        let roles = self.roles_enabled();
         for topic in image.topics() {
             let config = self.effective_config(topic);
             for (&index, state) in &topic.partitions {
@@ -217,6 +247,9 @@ impl ReplicaManager {
                         }
                     },
                 };
+                if !roles {
+                    continue;
+                }
                 if let Err(e) = self.apply_role(&partition, state, &eligible, now_ms) {
                     note(e);
                 }
@@ -366,4 +399,58 @@ fn discard_if_other_topic(dir: &Path, topic_id: Uuid) -> Result<(), StorageError
     }
     tracing::warn!(dir = %dir.display(), "log directory belongs to an older topic of the same name; removing it");
     std::fs::remove_dir_all(dir).map_err(|e| io_error(dir, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use odradek_metadata::MetadataRecord;
+
+    use super::*;
+
+    fn image(leader: i32, leader_epoch: i32) -> (MetadataImage, Uuid) {
+        let topic_id = Uuid::from_u128(7);
+        let records = [
+            MetadataRecord::Topic {
+                name: "t".into(),
+                topic_id,
+            },
+            MetadataRecord::Partition {
+                topic_id,
+                partition: 0,
+                state: PartitionImage::new(vec![1, 2], leader, leader_epoch),
+            },
+        ];
+        (MetadataImage::from_records(&records), topic_id)
+    }
+
+    #[test]
+    fn partitions_take_roles_only_once_enabled() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = ReplicaSettings {
+            node_id: Some(1),
+            replica_lag_time_max_ms: 30_000,
+            clock: Arc::new(SystemClock),
+        };
+        let rm = ReplicaManager::open_with(dir.path(), BTreeMap::new(), settings).unwrap();
+        assert!(!rm.roles_enabled());
+        // An image that (still) names this node leader: the log is opened,
+        // but nothing leads, follows, or records the epoch.
+        let (stale, topic_id) = image(1, 3);
+        rm.apply_image(&stale).unwrap();
+        let p = rm.partition(&topic_id, 0).expect("hosted");
+        assert!(!p.is_leader());
+        assert_eq!(p.followed_leader(), Some(NO_LEADER));
+        assert_eq!(p.latest_epoch(), None);
+        assert!(rm.enable_roles());
+        assert!(!rm.enable_roles(), "once");
+        let (current, _) = image(2, 4);
+        rm.apply_image(&current).unwrap();
+        assert_eq!(p.followed_leader(), Some(2));
+        assert_eq!(p.leader_epoch(), 4);
+        assert_eq!(p.latest_epoch(), None);
+        let (led, _) = image(1, 5);
+        rm.apply_image(&led).unwrap();
+        assert!(p.is_leader());
+        assert_eq!(p.latest_epoch(), Some(5));
+    }
 }

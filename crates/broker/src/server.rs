@@ -31,11 +31,8 @@ pub struct RunningBroker {
 pub enum ServeError {
     #[error(transparent)]
     Start(#[from] StartError),
-    #[error("cannot listen on {addr}: {source}\nhint: is another broker running? choose another port with --override listeners=PLAINTEXT://127.0.0.1:PORT")]
-    Bind {
-        addr: String,
-        source: std::io::Error,
-    },
+    #[error("cannot listen on {addr}: {error}\nhint: is another broker running? choose another port with --override listeners=PLAINTEXT://127.0.0.1:PORT")]
+    Bind { addr: String, error: std::io::Error },
     #[error("invalid listener: {0}")]
     Listener(String),
 }
@@ -58,13 +55,13 @@ pub async fn start_with_clock(
             let bind = listener_cfg.bind_addr().map_err(ServeError::Listener)?;
             let listener = TcpListener::bind(bind)
                 .await
-                .map_err(|source| ServeError::Bind {
+                .map_err(|error| ServeError::Bind {
                     addr: bind.to_string(),
-                    source,
+                    error,
                 })?;
-            let addr = listener.local_addr().map_err(|source| ServeError::Bind {
+            let addr = listener.local_addr().map_err(|error| ServeError::Bind {
                 addr: bind.to_string(),
-                source,
+                error,
             })?;
             // Port 0 means "pick one": advertise the port actually bound.
             for l in config.advertised_listeners.iter_mut() {

@@ -78,6 +78,29 @@ impl DevCluster {
                 .with_context(|| format!("cannot start node {node}"))?;
             children.push(child);
         }
+        // A node that cannot start (a port in use, a bad data directory)
+        // exits at once: stop the others and say why, rather than leave a
+        // cluster without a quorum.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        while std::time::Instant::now() < deadline {
+            for (i, child) in children.iter_mut().enumerate() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    let node = i + 1;
+                    let log = std::fs::read_to_string(self.dir.join(format!("node-{node}.log")))
+                        .unwrap_or_default();
+                    let tail: Vec<&str> = log.lines().rev().take(5).collect();
+                    for other in children.iter_mut() {
+                        let _ = other.kill();
+                        let _ = other.wait();
+                    }
+                    anyhow::bail!(
+                        "node {node} exited ({status}) while starting:\n{}",
+                        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                    );
+                }
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
         println!("odradek dev cluster: {} nodes", self.nodes);
         println!("bootstrap.servers={}", self.bootstrap());
         println!("data and logs under {}", self.dir.display());

@@ -263,7 +263,12 @@ impl Log {
     /// starting at or after the new log end are forgotten.
     pub fn truncate_to(&mut self, offset: i64) -> Result<()> {
         if offset >= self.log_end_offset() {
-            return Ok(());
+            // Nothing to cut, but an epoch entry may start at the end with
+            // no data in it: this replica led briefly and was deposed before
+            // writing. The leader never had that epoch, so it goes (Kafka's
+            // UnifiedLog.truncateTo does the same).
+            let end = self.log_end_offset();
+            return self.epochs.truncate_from_end(end);
         }
         if offset <= self.log_start_offset {
             return self.truncate_fully_and_start_at(offset);

@@ -609,6 +609,19 @@ mod tests {
     }
 
     #[test]
+    fn truncating_at_the_end_drops_an_epoch_that_never_got_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = open(dir.path(), LogConfig::default());
+        produce(&mut log, 2, 0, "a");
+        // Led epoch 3 briefly and was deposed before writing in it.
+        log.begin_leader_epoch(3).unwrap();
+        assert_eq!(log.latest_epoch(), Some(3));
+        log.truncate_to(log.log_end_offset()).unwrap();
+        assert_eq!(pairs(&log), [(0, 0)]);
+        assert_eq!(log.latest_epoch(), Some(0));
+    }
+
+    #[test]
     fn a_checkpoint_ahead_of_the_data_is_cut_on_open() {
         let dir = tempfile::tempdir().unwrap();
         let mut log = open(dir.path(), LogConfig::default());

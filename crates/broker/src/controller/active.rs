@@ -650,14 +650,19 @@ impl ActiveController {
                 }
                 early
             };
-            for b in early {
-                if !expired.contains(&b) {
-                    tracing::warn!(broker = b, "voter silent since this controller's election");
-                    expired.push(b);
-                }
+            let early: Vec<i32> = early.into_iter().filter(|b| !expired.contains(b)).collect();
+            for &b in &early {
+                tracing::warn!(broker = b, "voter silent since this controller's election");
             }
+            expired.extend(early.iter().copied());
             for broker in expired {
                 let _w = self.write_lock.lock().await;
+                // A registration or heartbeat may have come in while this
+                // waited for the lock: the session is checked again under it.
+                let alive = self.liveness.lock().is_alive(broker, self.clock.now_ms());
+                if alive && !early.contains(&broker) {
+                    continue;
+                }
                 let Ok(image) = self.image() else { break };
                 tracing::warn!(
                     broker,

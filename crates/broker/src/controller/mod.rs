@@ -51,11 +51,8 @@ pub const METADATA_LISTENER: &str = "ODRADEK_METADATA";
 pub enum ControllerStartError {
     #[error("controller quorum: {0}")]
     Quorum(#[from] odradek_raft::StartError),
-    #[error("cannot bind the controller listener {addr}: {source}\nhint: another process uses the port; change the CONTROLLER entry of listeners and controller.quorum.voters")]
-    Bind {
-        addr: String,
-        source: std::io::Error,
-    },
+    #[error("cannot bind the controller listener {addr}: {error}\nhint: another process uses the port; change the CONTROLLER entry of listeners and controller.quorum.voters")]
+    Bind { addr: String, error: std::io::Error },
     #[error("migrating the single-node metadata log: {0}")]
     Migrate(String),
 }
@@ -90,9 +87,9 @@ impl Controller {
                 .expect("validated: controllers have a controller listener");
             let addr = format!("{}:{}", listener.host, listener.port);
             let transport =
-                TcpTransport::bind(&addr).map_err(|source| ControllerStartError::Bind {
+                TcpTransport::bind(&addr).map_err(|error| ControllerStartError::Bind {
                     addr: addr.clone(),
-                    source,
+                    error,
                 })?;
             (voter_addrs(), transport)
         };
@@ -142,9 +139,9 @@ impl Controller {
             .filter(|h| !h.is_empty())
             .unwrap_or_else(|| "127.0.0.1".into());
         let bind = format!("{host}:0");
-        let transport = TcpTransport::bind(&bind).map_err(|source| ControllerStartError::Bind {
+        let transport = TcpTransport::bind(&bind).map_err(|error| ControllerStartError::Bind {
             addr: bind.clone(),
-            source,
+            error,
         })?;
         let addr = transport
             .local_addr()

@@ -129,7 +129,14 @@ impl FetcherManager {
 }
 
 /// One fetcher task: fetch, apply, repeat until stopped.
-async fn run(broker: Arc<Broker>, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+async fn run(broker: Arc<Broker>, shared: Arc<Shared>, stop: watch::Receiver<bool>) {
+    let leader = shared.leader;
+    fetch_loop(&broker, &shared, stop).await;
+    tracing::debug!(leader, "replica fetcher stopped");
+}
+
+/// The body of [`run`]: returns when stopped.
+async fn fetch_loop(broker: &Broker, shared: &Shared, mut stop: watch::Receiver<bool>) {
     let leader = shared.leader;
     let backoff = Duration::from_millis(broker.config.cluster.replica_fetch_backoff_ms);
     let mut client: Option<BrokerClient> = None;
@@ -153,18 +160,18 @@ async fn run(broker: Arc<Broker>, shared: Arc<Shared>, mut stop: watch::Receiver
             .collect();
         if targets.is_empty() {
             let until = delayed.values().min().copied();
-            if wait(&shared, &mut stop, until).await {
+            if wait(shared, &mut stop, until).await {
                 return;
             }
             continue;
         }
-        let Some(c) = connected(&broker, leader, &mut client).await else {
-            if wait(&shared, &mut stop, Some(Instant::now() + backoff)).await {
+        let Some(c) = connected(broker, leader, &mut client).await else {
+            if wait(shared, &mut stop, Some(Instant::now() + backoff)).await {
                 return;
             }
             continue;
         };
-        let request = fetch_request(&broker, &targets);
+        let request = fetch_request(broker, &targets);
         let timeout =
             Duration::from_millis(broker.config.cluster.replica_fetch_wait_max_ms.max(0) as u64)
                 + SOCKET_TIMEOUT;
@@ -177,7 +184,7 @@ async fn run(broker: Arc<Broker>, shared: Arc<Shared>, mut stop: watch::Receiver
             Err(e) => {
                 tracing::warn!(leader, error = %e, "replica fetch failed; reconnecting after a back-off");
                 client = None;
-                if wait(&shared, &mut stop, Some(Instant::now() + backoff)).await {
+                if wait(shared, &mut stop, Some(Instant::now() + backoff)).await {
                     return;
                 }
                 continue;
@@ -186,7 +193,7 @@ async fn run(broker: Arc<Broker>, shared: Arc<Shared>, mut stop: watch::Receiver
         if response.error_code != 0 {
             let code = ResponseError::try_from_code(response.error_code);
             tracing::warn!(leader, error = ?code, "the leader refused the whole fetch; backing off");
-            if wait(&shared, &mut stop, Some(Instant::now() + backoff)).await {
+            if wait(shared, &mut stop, Some(Instant::now() + backoff)).await {
                 return;
             }
             continue;
@@ -196,11 +203,15 @@ async fn run(broker: Arc<Broker>, shared: Arc<Shared>, mut stop: watch::Receiver
             let Some(data) = find(&response, partition.topic_id, partition.index) else {
                 continue;
             };
-            let refused = apply(&broker, partition, position, data).await;
-            if let Some(code) = refused {
-                tracing::debug!(leader, topic = %partition.topic, partition = partition.index, error = ?code, "the leader refused a partition; backing off");
-                delayed.insert((partition.topic_id, partition.index), now + retry_after(code, backoff));
-            }
+            let delay = match apply(broker, partition, position, data).await {
+                None => continue,
+                Some(Pause::Refused(code)) => {
+                    tracing::debug!(leader, topic = %partition.topic, partition = partition.index, error = ?code, "the leader refused a partition; backing off");
+                    retry_after(code, backoff)
+                }
+                Some(Pause::NoProgress) => backoff,
+            };
+            delayed.insert((partition.topic_id, partition.index), now + delay);
         }
     }
 }
@@ -351,23 +362,46 @@ pub fn action(data: &PartitionData, fetch_offset: i64) -> Action {
     Action::BackOff(code)
 }
 
-/// Applies one partition's answer. Returns the error to back off on, if
-/// the leader refused the partition.
+/// Why a partition waits before its next fetch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pause {
+    /// The leader refused it, or applying its answer failed.
+    Refused(ResponseError),
+    /// The leader says the logs diverge where this log already ends:
+    /// truncating cut nothing, so fetching again at once would get the
+    /// same answer, and the one after it, without end.
+    NoProgress,
+}
+
+/// Applies one partition's answer. Returns why to wait before fetching
+/// the partition again, if it should not be fetched again at once.
 async fn apply(
     broker: &Broker,
     partition: &Partition,
     position: &FetchPosition,
     data: &PartitionData,
-) -> Option<ResponseError> {
+) -> Option<Pause> {
     let epoch = position.leader_epoch;
     let applied = match action(data, position.fetch_offset) {
-        Action::BackOff(code) => return Some(code),
+        Action::BackOff(code) => return Some(Pause::Refused(code)),
         Action::Truncate {
             epoch: e,
             end_offset,
-        } => partition
-            .truncate_diverging(epoch, (e, end_offset))
-            .map(|_| ()),
+        } => match partition.truncate_diverging(epoch, (e, end_offset)) {
+            Ok(t) if t.offset >= position.fetch_offset => {
+                tracing::warn!(
+                    topic = %partition.topic,
+                    partition = partition.index,
+                    fetch_offset = position.fetch_offset,
+                    last_fetched_epoch = position.last_fetched_epoch,
+                    leader_epoch = e,
+                    leader_end_offset = end_offset,
+                    "the leader reports a diverging epoch but nothing here is past it; backing off"
+                );
+                return Some(Pause::NoProgress);
+            }
+            r => r.map(|_| ()),
+        },
         Action::StartAt(offset) => partition.truncate_fully_and_start_at(epoch, offset),
         Action::TruncateTo(offset) => partition.truncate_to(epoch, offset),
         Action::Append => {
@@ -389,7 +423,7 @@ async fn apply(
         Err(e) if e.code == ResponseError::NotLeaderOrFollower => None,
         Err(e) => {
             tracing::warn!(topic = %partition.topic, partition = partition.index, error = ?e, "applying fetched data failed");
-            Some(e.code)
+            Some(Pause::Refused(e.code))
         }
     }
 }

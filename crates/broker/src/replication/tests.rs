@@ -371,3 +371,51 @@ fn producer_state_follows_replicated_batches() {
     assert_eq!(gap.code, ResponseError::OutOfOrderSequenceNumber);
     b.append(&batch(1, "q", Some((77, 2))), 1, T0).unwrap();
 }
+
+/// A replica that became leader and lost the leadership before writing
+/// anything keeps that epoch's entry at its log end (`make_leader` records
+/// it up front). The next leader never had that epoch. The replica must
+/// still catch up: naming that epoch as its last fetched one got it a
+/// diverging epoch that ended exactly at its log end, a truncation that
+/// cut nothing, and the same answer on every later fetch.
+#[test]
+fn a_leader_deposed_before_writing_catches_up_as_follower() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = partition(&dir, "a", "1");
+    let b = partition(&dir, "b", "1");
+    // Epoch 0: a leads and b copies two records.
+    lead(&a, 1, &[1, 2], &[1, 2], 0);
+    b.make_follower(1, 0);
+    a.append(&batch(1, "x0", None), 1, T0).unwrap();
+    a.append(&batch(1, "x1", None), 1, T0).unwrap();
+    assert_eq!(replicate(&a, &b, 1, 2, T0), 2);
+    // Epoch 1: b leads, but loses it before a single write.
+    lead(&b, 2, &[1, 2], &[1, 2], 1);
+    assert_eq!(b.latest_epoch(), Some(1));
+    // Epoch 2: a leads again, without ever having seen epoch 1, and writes.
+    lead(&a, 1, &[1, 2], &[1, 2], 2);
+    a.append(&batch(1, "y2", None), 1, T0).unwrap();
+    a.append(&batch(1, "y3", None), 1, T0).unwrap();
+    b.make_follower(1, 2);
+    // b names the epoch of its last batch, not its empty epoch 1 ...
+    let pos = b.fetch_position(1).unwrap();
+    assert_eq!((pos.fetch_offset, pos.last_fetched_epoch), (2, 0));
+    // ... so one round copies a's epoch-2 records, which replace b's entry
+    // for the epoch it never wrote in. (Naming epoch 1, every round was
+    // answered "diverging at (0, 2)" and b stayed at 2.)
+    for _ in 0..3 {
+        replicate(&a, &b, 1, 2, T0);
+    }
+    assert_eq!(b.log_end_offset(), 4);
+    assert_eq!(values(&b), ["x0", "x1", "y2", "y3"]);
+    assert_eq!(b.latest_epoch(), Some(2));
+    assert_eq!(b.epoch_for_offset(1), Some(0));
+    assert_eq!(b.epoch_for_offset(2), Some(2));
+    // b's next fetch shows it level with a: it can join the ISR.
+    let pos = b.fetch_position(1).unwrap();
+    let out = a
+        .read_for_follower(&fetch(2, pos.fetch_offset, pos.last_fetched_epoch), T0)
+        .unwrap();
+    assert_eq!(out.diverging, None);
+    assert_eq!(a.high_watermark(), 4);
+}
