@@ -171,7 +171,7 @@ impl Broker {
             .retain(|t| !is_internal_topic(t.name.0.as_str()));
         let mut response = match self.controller.call(&forwarded).await {
             Ok(r) => r,
-            Err(e) => controller_failed(&forwarded, &e),
+            Err(e) => crate::controller::active::topics_error(&forwarded, e),
         };
         let created: Vec<Uuid> = response
             .topics
@@ -389,23 +389,4 @@ impl Broker {
 /// or delete them.
 pub fn is_internal_topic(name: &str) -> bool {
     name == OFFSETS_TOPIC
-}
-
-/// Every topic of a CreateTopics request failed the same way (no
-/// controller reachable).
-fn controller_failed(request: &CreateTopicsRequest, e: &ApiError) -> CreateTopicsResponse {
-    CreateTopicsResponse::default().with_topics(
-        request
-            .topics
-            .iter()
-            .map(|t| {
-                CreatableTopicResult::default()
-                    .with_name(t.name.clone())
-                    .with_error_code(e.code())
-                    .with_error_message(e.message.clone().map(StrBytes::from_string))
-                    .with_num_partitions(-1)
-                    .with_replication_factor(-1)
-            })
-            .collect(),
-    )
 }

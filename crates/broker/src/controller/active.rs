@@ -509,25 +509,19 @@ impl ActiveController {
         let mut records = Vec::new();
         let mut results = Vec::new();
         for (topic, partitions) in wanted {
-            let topic_id = image.topic(topic.0.as_str()).map(|t| t.topic_id);
             let mut partition_result = Vec::new();
             for p in partitions {
-                let outcome = match topic_id {
-                    None => Err(ApiError::bare(ResponseError::UnknownTopicOrPartition)),
-                    Some(id) => odradek_controller::plan_elect_leader(&image, id, p, preferred)
-                        .map_err(ApiError::from),
-                };
                 let r = PartitionResult::default().with_partition_id(p);
-                partition_result.push(match outcome {
-                    Ok(planned) => {
-                        planned.iter().for_each(|r| image.apply(r));
-                        records.extend(planned);
-                        r
-                    }
-                    Err(e) => r
-                        .with_error_code(e.code())
-                        .with_error_message(e.message.map(StrBytes::from_string)),
-                });
+                partition_result.push(
+                    match plan_partition(&mut image, &mut records, topic.0.as_str(), |img, id| {
+                        odradek_controller::plan_elect_leader(img, id, p, preferred)
+                    }) {
+                        Ok(()) => r,
+                        Err(e) => r
+                            .with_error_code(e.code())
+                            .with_error_message(e.message.map(StrBytes::from_string)),
+                    },
+                );
             }
             results.push(
                 ReplicaElectionResult::default()
@@ -558,29 +552,22 @@ impl ActiveController {
         let mut records = Vec::new();
         let mut responses = Vec::new();
         for t in &req.topics {
-            let topic_id = image.topic(t.name.0.as_str()).map(|t| t.topic_id);
             let mut partitions = Vec::new();
             for p in &t.partitions {
-                let target = p.replicas.as_ref().map(|r| r.iter().map(|b| b.0).collect());
-                let outcome = match topic_id {
-                    None => Err(ApiError::bare(ResponseError::UnknownTopicOrPartition)),
-                    Some(id) => {
-                        odradek_controller::plan_reassignment(&image, id, p.partition_index, target)
-                            .map_err(ApiError::from)
-                    }
-                };
+                let target: Option<Vec<i32>> =
+                    p.replicas.as_ref().map(|r| r.iter().map(|b| b.0).collect());
                 let r = ReassignablePartitionResponse::default()
                     .with_partition_index(p.partition_index);
-                partitions.push(match outcome {
-                    Ok(planned) => {
-                        planned.iter().for_each(|r| image.apply(r));
-                        records.extend(planned);
-                        r
-                    }
-                    Err(e) => r
-                        .with_error_code(e.code())
-                        .with_error_message(e.message.map(StrBytes::from_string)),
-                });
+                partitions.push(
+                    match plan_partition(&mut image, &mut records, t.name.0.as_str(), |img, id| {
+                        odradek_controller::plan_reassignment(img, id, p.partition_index, target)
+                    }) {
+                        Ok(()) => r,
+                        Err(e) => r
+                            .with_error_code(e.code())
+                            .with_error_message(e.message.map(StrBytes::from_string)),
+                    },
+                );
             }
             responses.push(
                 ReassignableTopicResponse::default()
@@ -677,6 +664,28 @@ impl ActiveController {
     }
 }
 
+/// Plans one partition of a topic named in a request against the working
+/// `image`, applying the plan to it at once so the next plan of the same
+/// request sees it, and collecting its records for one proposal.
+fn plan_partition(
+    image: &mut MetadataImage,
+    records: &mut Vec<MetadataRecord>,
+    topic: &str,
+    plan: impl FnOnce(
+        &MetadataImage,
+        uuid::Uuid,
+    ) -> Result<Vec<MetadataRecord>, odradek_controller::PlanError>,
+) -> Result<(), ApiError> {
+    let id = image
+        .topic(topic)
+        .map(|t| t.topic_id)
+        .ok_or_else(|| ApiError::bare(ResponseError::UnknownTopicOrPartition))?;
+    let planned = plan(image, id)?;
+    planned.iter().for_each(|r| image.apply(r));
+    records.extend(planned);
+    Ok(())
+}
+
 /// Whether `broker` still leads a partition.
 fn leads_any(image: &MetadataImage, broker: i32) -> bool {
     image
@@ -684,7 +693,8 @@ fn leads_any(image: &MetadataImage, broker: i32) -> bool {
         .any(|t| t.partitions.values().any(|p| p.leader == broker))
 }
 
-fn topics_error(req: &CreateTopicsRequest, e: ApiError) -> CreateTopicsResponse {
+/// Every topic of a CreateTopics request failed the same way.
+pub fn topics_error(req: &CreateTopicsRequest, e: ApiError) -> CreateTopicsResponse {
     CreateTopicsResponse::default().with_topics(
         req.topics
             .iter()
