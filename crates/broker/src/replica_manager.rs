@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use odradek_metadata::{MetadataImage, PartitionImage, TopicImage, NO_LEADER};
+use odradek_metadata::{MetadataImage, PartitionImage, TopicImage};
 use odradek_storage::{
     parse_partition_dir, read_checkpoint, read_partition_metadata, write_checkpoint,
     write_partition_metadata, Log, Offsets, StorageError, TopicPartition,
@@ -22,7 +22,7 @@ use parking_lot::RwLock;
 use tokio::sync::watch;
 use uuid::Uuid;
 
-use crate::clock::{Clock, SystemClock};
+use crate::clock::Clock;
 use crate::config::BrokerConfig;
 use crate::partition::Partition;
 use crate::replication::leader::Assignment;
@@ -31,10 +31,8 @@ use crate::topic_config::EffectiveTopicConfig;
 /// What the replica manager needs to know about this broker.
 #[derive(Clone)]
 pub struct ReplicaSettings {
-    /// `node.id`. `None` only through [`ReplicaManager::open`]: then every
-    /// partition is hosted and led here, as a single node did before
-    /// clustering.
-    pub node_id: Option<i32>,
+    /// `node.id`.
+    pub node_id: i32,
     /// `replica.lag.time.max.ms`.
     pub replica_lag_time_max_ms: i64,
     pub clock: Arc<dyn Clock>,
@@ -43,7 +41,7 @@ pub struct ReplicaSettings {
 impl ReplicaSettings {
     pub fn new(config: &BrokerConfig, clock: Arc<dyn Clock>) -> ReplicaSettings {
         ReplicaSettings {
-            node_id: Some(config.node_id),
+            node_id: config.node_id,
             replica_lag_time_max_ms: config.cluster.replica_lag_time_max_ms,
             clock,
         }
@@ -71,21 +69,6 @@ pub struct ReplicaManager {
 }
 
 impl ReplicaManager {
-    /// Transitional: a replica manager that does not know its node id and
-    /// so hosts and leads everything (the single-node behaviour). Use
-    /// [`ReplicaManager::open_with`].
-    pub fn open(
-        log_dir: &Path,
-        broker_topic_defaults: BTreeMap<String, String>,
-    ) -> Result<ReplicaManager, StorageError> {
-        let settings = ReplicaSettings {
-            node_id: None,
-            replica_lag_time_max_ms: 30_000,
-            clock: Arc::new(SystemClock),
-        };
-        ReplicaManager::open_with(log_dir, broker_topic_defaults, settings)
-    }
-
     pub fn open_with(
         log_dir: &Path,
         broker_topic_defaults: BTreeMap<String, String>,
@@ -93,8 +76,7 @@ impl ReplicaManager {
     ) -> Result<ReplicaManager, StorageError> {
         let recovery_points = read_checkpoint(&log_dir.join(RECOVERY_POINT_CHECKPOINT))?;
         let high_watermarks = read_checkpoint(&log_dir.join(REPLICATION_CHECKPOINT))?;
-        // Transitional single-node mode has no registration to wait for.
-        let roles_enabled = AtomicBool::new(settings.node_id.is_none());
+        let roles_enabled = AtomicBool::new(false);
         Ok(ReplicaManager {
             log_dir: log_dir.to_path_buf(),
             broker_topic_defaults,
@@ -108,7 +90,7 @@ impl ReplicaManager {
         })
     }
 
-    pub fn node_id(&self) -> Option<i32> {
+    pub fn node_id(&self) -> i32 {
         self.settings.node_id
     }
 
@@ -176,9 +158,7 @@ impl ReplicaManager {
     }
 
     fn hosts(&self, p: &PartitionImage) -> bool {
-        self.settings
-            .node_id
-            .is_none_or(|me| p.replicas.contains(&me))
+        p.replicas.contains(&self.settings.node_id)
     }
 
     /// Makes the hosted partitions match `image`: deletes the logs of
@@ -267,35 +247,18 @@ impl ReplicaManager {
         now_ms: i64,
     ) -> Result<(), StorageError> {
         let lag = self.settings.replica_lag_time_max_ms;
-        match self.settings.node_id {
-            Some(me) if state.leader == me => {
-                let assignment = Assignment {
-                    local_id: me,
-                    replicas: &state.replicas,
-                    isr: &state.isr,
-                    partition_epoch: state.partition_epoch,
-                };
-                partition.make_leader(&assignment, state.leader_epoch, eligible, now_ms, lag)
-            }
-            Some(_) => {
-                partition.make_follower(state.leader, state.leader_epoch);
-                Ok(())
-            }
-            // Transitional: lead alone, whatever the image says.
-            None => {
-                let me = [if state.leader == NO_LEADER {
-                    0
-                } else {
-                    state.leader
-                }];
-                let assignment = Assignment {
-                    local_id: me[0],
-                    replicas: &me,
-                    isr: &me,
-                    partition_epoch: state.partition_epoch,
-                };
-                partition.make_leader(&assignment, state.leader_epoch, eligible, now_ms, lag)
-            }
+        let me = self.settings.node_id;
+        if state.leader == me {
+            let assignment = Assignment {
+                local_id: me,
+                replicas: &state.replicas,
+                isr: &state.isr,
+                partition_epoch: state.partition_epoch,
+            };
+            partition.make_leader(&assignment, state.leader_epoch, eligible, now_ms, lag)
+        } else {
+            partition.make_follower(state.leader, state.leader_epoch);
+            Ok(())
         }
     }
 
@@ -427,9 +390,9 @@ mod tests {
     fn partitions_take_roles_only_once_enabled() {
         let dir = tempfile::tempdir().unwrap();
         let settings = ReplicaSettings {
-            node_id: Some(1),
+            node_id: 1,
             replica_lag_time_max_ms: 30_000,
-            clock: Arc::new(SystemClock),
+            clock: Arc::new(crate::clock::SystemClock),
         };
         let rm = ReplicaManager::open_with(dir.path(), BTreeMap::new(), settings).unwrap();
         assert!(!rm.roles_enabled());
@@ -439,7 +402,7 @@ mod tests {
         rm.apply_image(&stale).unwrap();
         let p = rm.partition(&topic_id, 0).expect("hosted");
         assert!(!p.is_leader());
-        assert_eq!(p.followed_leader(), Some(NO_LEADER));
+        assert_eq!(p.followed_leader(), Some(odradek_metadata::NO_LEADER));
         assert_eq!(p.latest_epoch(), None);
         assert!(rm.enable_roles());
         assert!(!rm.enable_roles(), "once");

@@ -229,10 +229,22 @@ pub async fn create_topic(
     partitions: i32,
     configs: &[(&str, &str)],
 ) -> i16 {
+    create_topic_rf(c, name, partitions, 1, configs, 5000).await
+}
+
+/// CreateTopics v7 for one topic; returns its error code.
+pub async fn create_topic_rf(
+    c: &mut Client,
+    name: &str,
+    partitions: i32,
+    replication_factor: i16,
+    configs: &[(&str, &str)],
+    timeout_ms: i32,
+) -> i16 {
     let topic = create_topics_request::CreatableTopic::default()
         .with_name(TopicName(StrBytes::from_string(name.into())))
         .with_num_partitions(partitions)
-        .with_replication_factor(1)
+        .with_replication_factor(replication_factor)
         .with_configs(
             configs
                 .iter()
@@ -249,7 +261,7 @@ pub async fn create_topic(
             7,
             &CreateTopicsRequest::default()
                 .with_topics(vec![topic])
-                .with_timeout_ms(5000),
+                .with_timeout_ms(timeout_ms),
         )
         .await;
     resp.topics[0].error_code

@@ -10,7 +10,6 @@ use std::time::Duration;
 use common::*;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::Compression;
 use odradek_metadata::PartitionImage;
 
@@ -153,34 +152,8 @@ impl Cluster {
 }
 
 async fn create(c: &mut Client, name: &str, partitions: i32, rf: i16, configs: &[(&str, &str)]) {
-    let topic = create_topics_request::CreatableTopic::default()
-        .with_name(TopicName(StrBytes::from_string(name.into())))
-        .with_num_partitions(partitions)
-        .with_replication_factor(rf)
-        .with_configs(
-            configs
-                .iter()
-                .map(|(k, v)| {
-                    create_topics_request::CreatableTopicConfig::default()
-                        .with_name(StrBytes::from_string(k.to_string()))
-                        .with_value(Some(StrBytes::from_string(v.to_string())))
-                })
-                .collect(),
-        );
-    let resp: CreateTopicsResponse = c
-        .call(
-            ApiKey::CreateTopics,
-            7,
-            &CreateTopicsRequest::default()
-                .with_topics(vec![topic])
-                .with_timeout_ms(10_000),
-        )
-        .await;
-    assert_eq!(
-        resp.topics[0].error_code, 0,
-        "{:?}",
-        resp.topics[0].error_message
-    );
+    let code = create_topic_rf(c, name, partitions, rf, configs, 10_000).await;
+    assert_eq!(code, 0, "creating {name}");
 }
 
 async fn produce_acks(c: &mut Client, topic: &str, value: &str, acks: i16) -> (i16, i64) {

@@ -167,32 +167,23 @@ impl MetadataRecord {
                 name: get_str(buf)?,
                 topic_id: get_uuid(buf)?,
             },
-            PARTITION => MetadataRecord::Partition {
-                topic_id: get_uuid(buf)?,
-                partition: get_i32(buf)?,
-                state: PartitionImage {
-                    replicas: get_i32s(buf)?,
-                    isr: get_i32s(buf)?,
-                    leader: get_i32(buf)?,
-                    leader_epoch: get_i32(buf)?,
-                    partition_epoch: 0,
-                    adding_replicas: Vec::new(),
-                    removing_replicas: Vec::new(),
-                },
-            },
-            PARTITION_V2 => MetadataRecord::Partition {
-                topic_id: get_uuid(buf)?,
-                partition: get_i32(buf)?,
-                state: PartitionImage {
-                    replicas: get_i32s(buf)?,
-                    isr: get_i32s(buf)?,
-                    leader: get_i32(buf)?,
-                    leader_epoch: get_i32(buf)?,
-                    partition_epoch: get_i32(buf)?,
-                    adding_replicas: get_i32s(buf)?,
-                    removing_replicas: get_i32s(buf)?,
-                },
-            },
+            // Tag 2, from before replication, has no epoch or reassignment.
+            tag @ (PARTITION | PARTITION_V2) => {
+                let v2 = tag == PARTITION_V2;
+                MetadataRecord::Partition {
+                    topic_id: get_uuid(buf)?,
+                    partition: get_i32(buf)?,
+                    state: PartitionImage {
+                        replicas: get_i32s(buf)?,
+                        isr: get_i32s(buf)?,
+                        leader: get_i32(buf)?,
+                        leader_epoch: get_i32(buf)?,
+                        partition_epoch: if v2 { get_i32(buf)? } else { 0 },
+                        adding_replicas: if v2 { get_i32s(buf)? } else { Vec::new() },
+                        removing_replicas: if v2 { get_i32s(buf)? } else { Vec::new() },
+                    },
+                }
+            }
             TOPIC_CONFIG => MetadataRecord::TopicConfig {
                 topic_id: get_uuid(buf)?,
                 key: get_str(buf)?,
