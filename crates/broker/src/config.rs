@@ -12,6 +12,7 @@ use std::path::PathBuf;
 
 use crate::cluster_config::{parse_roles, parse_voters, ClusterConfig, CLUSTER_DEFAULTS};
 use crate::topic_config::{parse_bool, parse_i64};
+use odradek_group::MigrationPolicy;
 
 /// Where a configuration value came from, for error messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -173,6 +174,7 @@ const BROKER_DEFAULTS: &[(&str, &str)] = &[
     ("group.consumer.session.timeout.ms", "45000"),
     ("group.consumer.max.size", "2147483647"),
     ("group.consumer.assignors", "uniform,range"),
+    ("group.consumer.migration.policy", "bidirectional"),
 ];
 
 /// Accepted alternative spellings that Kafka also accepts (`log.dir` for
@@ -414,6 +416,9 @@ impl BrokerConfig {
                     group_consumer_max_size: int("group.consumer.max.size", 1, i32::MAX as i64)?
                         as usize,
                     group_consumer_assignors: parse_assignors(get("group.consumer.assignors"))?,
+                    group_consumer_migration_policy: parse_migration_policy(get(
+                        "group.consumer.migration.policy",
+                    ))?,
                     ..Default::default()
                 },
             },
@@ -461,6 +466,17 @@ fn parse_assignors(value: &str) -> Result<Vec<String>, ConfigError> {
         ));
     }
     Ok(names)
+}
+
+/// `group.consumer.migration.policy`: Kafka's four values.
+fn parse_migration_policy(value: &str) -> Result<MigrationPolicy, ConfigError> {
+    MigrationPolicy::parse(value.trim()).ok_or_else(|| {
+        invalid(
+            "group.consumer.migration.policy",
+            value,
+            "must be one of: disabled, upgrade, downgrade, bidirectional",
+        )
+    })
 }
 
 fn parse_listeners(
@@ -577,6 +593,19 @@ mod tests {
         assert!(e.to_string().contains("log.segment.bytes"), "{e}");
         assert!(cfg(&[("listeners", "PLAINTEXT://127.0.0.1:notaport")]).is_err());
         assert!(cfg(&[("auto.create.topics.enable", "yes")]).is_err());
+        let e = cfg(&[("group.consumer.migration.policy", "sideways")]).unwrap_err();
+        assert!(
+            e.to_string().contains("group.consumer.migration.policy"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn the_migration_policy_defaults_to_bidirectional() {
+        let policy = |c: BrokerConfig| c.groups.core.group_consumer_migration_policy;
+        assert_eq!(policy(cfg(&[]).unwrap()), MigrationPolicy::Bidirectional);
+        let c = cfg(&[("group.consumer.migration.policy", "UPGRADE")]).unwrap();
+        assert_eq!(policy(c), MigrationPolicy::Upgrade);
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! Coordinator configuration, with Kafka's config names and defaults.
 
+use crate::consumer::MigrationPolicy;
+
 /// The group coordinator's settings. Field names follow Kafka's broker
 /// configs (dots become underscores, units last).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,6 +40,10 @@ pub struct GroupConfig {
     /// `group.consumer.assignors` (default `uniform,range`): the server-side
     /// assignors members may name; the first is the default.
     pub group_consumer_assignors: Vec<String>,
+    /// `group.consumer.migration.policy` (default `bidirectional`): whether
+    /// non-empty groups convert online between the classic and the
+    /// consumer protocol. Empty groups always convert.
+    pub group_consumer_migration_policy: MigrationPolicy,
 }
 
 impl Default for GroupConfig {
@@ -55,6 +61,7 @@ impl Default for GroupConfig {
             group_consumer_session_timeout_ms: 45_000,
             group_consumer_max_size: i32::MAX as usize,
             group_consumer_assignors: vec!["uniform".into(), "range".into()],
+            group_consumer_migration_policy: MigrationPolicy::Bidirectional,
         }
     }
 }

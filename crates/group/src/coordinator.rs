@@ -144,12 +144,9 @@ impl GroupCoordinator {
         }
         if let Some(consumer) = self.consumer_groups.get(&req.group_id) {
             if !consumer.members.is_empty() {
-                // Classic members inside a consumer group (Kafka 4's online
-                // migration) are not supported.
-                out.join(
-                    token,
-                    JoinResponse::error(req.member_id, GroupError::InconsistentGroupProtocol),
-                );
+                // A classic consumer joins a consumer group (online
+                // migration): the coordinator assigns its partitions.
+                self.classic_join_to_consumer_group(now_ms, token, req, &mut out);
                 return Output::new((), out);
             }
             // An empty consumer group becomes a classic group (Kafka's
@@ -191,6 +188,10 @@ impl GroupCoordinator {
     /// [`Effect::CompleteSync`]: crate::Effect::CompleteSync
     pub fn sync_group(&mut self, now_ms: i64, token: ResponseToken, req: SyncRequest) -> Output {
         let mut out = Sink::default();
+        if self.consumer_groups.contains_key(&req.group_id) {
+            self.classic_sync_to_consumer_group(now_ms, token, req, &mut out);
+            return Output::new((), out);
+        }
         match self.groups.get_mut(&req.group_id) {
             None => out.sync(token, SyncResponse::error(GroupError::UnknownMemberId)),
             Some(group) => group.sync(now_ms, token, req, &mut out),
@@ -200,6 +201,9 @@ impl GroupCoordinator {
 
     /// Heartbeat. Never writes records and never completes parked requests.
     pub fn heartbeat(&mut self, now_ms: i64, req: &HeartbeatRequest) -> Result<(), GroupError> {
+        if self.consumer_groups.contains_key(&req.group_id) {
+            return self.classic_heartbeat_to_consumer_group(now_ms, req);
+        }
         match self.groups.get_mut(&req.group_id) {
             None => Err(GroupError::UnknownMemberId),
             Some(group) => group.heartbeat(now_ms, req),
@@ -209,6 +213,10 @@ impl GroupCoordinator {
     /// LeaveGroup (batched, v3+; v0–v2 map to a batch of one).
     pub fn leave_group(&mut self, now_ms: i64, req: LeaveRequest) -> Output<LeaveResponse> {
         let mut out = Sink::default();
+        if self.consumer_groups.contains_key(&req.group_id) {
+            let response = self.classic_leave_to_consumer_group(req, &mut out);
+            return Output::new(response, out);
+        }
         let response = match self.groups.get_mut(&req.group_id) {
             None => LeaveResponse {
                 error: Some(GroupError::UnknownMemberId),
@@ -264,7 +272,7 @@ impl GroupCoordinator {
             };
             match due {
                 Due::Classic(timer) => self.fire(&group_id, timer, at, &mut out),
-                Due::Consumer(timer) => self.fire_consumer_timer(&group_id, timer, &mut out),
+                Due::Consumer(timer) => self.fire_consumer_timer(&group_id, timer, at, &mut out),
             }
         }
         match self.next_retention_check_ms {

@@ -106,7 +106,8 @@ pub use classic::{
 pub use config::GroupConfig;
 pub use consumer::{
     Assignment, ConsumerGroupDescription, ConsumerHeartbeatRequest, ConsumerHeartbeatResponse,
-    DescribedConsumerMember, DescribedTopicPartitions, MemberState, TopicImage, TopicInfo,
+    DescribedConsumerMember, DescribedTopicPartitions, MemberState, MigrationPolicy, TopicImage,
+    TopicInfo,
 };
 pub use coordinator::{
     DescribedMember, GroupCoordinator, GroupDescription, ListedGroup, UuidSource,

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use crate::classic::{ClassicGroup, GroupState, CONSUMER_PROTOCOL_TYPE};
-use crate::consumer::ConsumerGroup;
+use crate::consumer::{ConsumerGroup, ConsumerMember};
 use crate::coordinator::GroupCoordinator;
 use crate::error::GroupError;
 use crate::output::{Output, Sink};
@@ -207,13 +207,10 @@ impl ConsumerGroup {
             .members
             .get(&req.member_id)
             .ok_or(GroupError::UnknownMemberId)?;
-        if req.api_version < MIN_COMMIT_VERSION_CONSUMER_MEMBER {
+        if req.api_version < MIN_COMMIT_VERSION_CONSUMER_MEMBER && !member.uses_classic_protocol() {
             return Err(GroupError::UnsupportedVersion);
         }
-        if req.generation_id != member.member_epoch {
-            return Err(GroupError::StaleMemberEpoch);
-        }
-        Ok(())
+        check_member_epoch(member, req.generation_id)
     }
 
     /// Kafka's `ConsumerGroup.validateOffsetFetch`.
@@ -229,10 +226,18 @@ impl ConsumerGroup {
             .members
             .get(member_id)
             .ok_or(GroupError::UnknownMemberId)?;
-        if member.member_epoch != member_epoch {
-            return Err(GroupError::StaleMemberEpoch);
-        }
-        Ok(())
+        check_member_epoch(member, member_epoch)
+    }
+}
+
+/// Kafka's `ConsumerGroup.validateMemberEpoch`: a classic member inside a
+/// consumer group sent its generation, and a mismatch is what the classic
+/// protocol calls it.
+fn check_member_epoch(member: &ConsumerMember, received: i32) -> Result<(), GroupError> {
+    match received == member.member_epoch {
+        true => Ok(()),
+        false if member.uses_classic_protocol() => Err(GroupError::IllegalGeneration),
+        false => Err(GroupError::StaleMemberEpoch),
     }
 }
 

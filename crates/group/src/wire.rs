@@ -326,8 +326,9 @@ fn describe_assignment(tps: &[DescribedTopicPartitions]) -> cgd::Assignment {
 }
 
 /// Domain → ConsumerGroupDescribe response (the shell adds
-/// `authorized_operations` if asked). Members are KIP-848 members
-/// (`member_type` 1) from v1.
+/// `authorized_operations` if asked). From v1 each member's `member_type`
+/// says whether it joined through ConsumerGroupHeartbeat (1) or JoinGroup
+/// (0, a classic consumer inside a consumer group).
 pub fn consumer_describe_response(
     groups: &[(String, Result<ConsumerGroupDescription, GroupError>)],
     version: i16,
@@ -368,7 +369,11 @@ pub fn consumer_describe_response(
                                     .with_target_assignment(describe_assignment(
                                         &m.target_assignment,
                                     ))
-                                    .with_member_type(if version >= 1 { 1 } else { -1 })
+                                    .with_member_type(match (version, m.uses_classic_protocol) {
+                                        (0, _) => -1,
+                                        (_, true) => 0,
+                                        (_, false) => 1,
+                                    })
                             })
                             .collect(),
                     ),

@@ -23,6 +23,6 @@ mod sync;
 pub(crate) use join::Join;
 pub use join::JoinRequest;
 pub use membership::{HeartbeatRequest, LeaveRequest, LeaveResponse, LeavingMember};
-pub(crate) use state::{ClassicGroup, Timer};
+pub(crate) use state::{ClassicGroup, Member, Timer};
 pub use state::{GroupState, Protocol, CONSUMER_PROTOCOL_TYPE};
 pub use sync::SyncRequest;

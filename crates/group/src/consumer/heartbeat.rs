@@ -90,6 +90,8 @@ enum Origin {
     /// An Empty classic group (maybe holding offsets) becomes a consumer
     /// group (Kafka's `maybeDeleteEmptyClassicGroup`).
     FromEmptyClassic,
+    /// A non-empty classic group is upgraded online (see `migration`).
+    FromClassic(ConsumerGroup),
 }
 
 impl GroupCoordinator {
@@ -127,7 +129,7 @@ impl GroupCoordinator {
                 if req.member_epoch == LEAVE_GROUP_MEMBER_EPOCH
                     || req.member_epoch == LEAVE_GROUP_STATIC_MEMBER_EPOCH =>
             {
-                self.consumer_leave(&req, &mut out)
+                self.consumer_leave(now_ms, &req, &mut out)
             }
             Ok(()) => self.consumer_join_or_heartbeat(now_ms, req, &mut out),
         };
@@ -189,6 +191,7 @@ impl GroupCoordinator {
 
     fn consumer_leave(
         &mut self,
+        now_ms: i64,
         req: &ConsumerHeartbeatRequest,
         out: &mut Sink,
     ) -> Result<ConsumerHeartbeatResponse, GroupError> {
@@ -232,7 +235,7 @@ impl GroupCoordinator {
                 id
             }
         };
-        fence_member(group, &self.topics, &member_id, out);
+        self.fence_consumer_member(now_ms, &req.group_id, &member_id, out);
         Ok(response)
     }
 
@@ -248,19 +251,28 @@ impl GroupCoordinator {
         let origin = if self.consumer_groups.contains_key(&group_id) {
             Origin::Existing
         } else if let Some(classic) = self.groups.get(&group_id) {
-            if joining && classic.is(GroupState::Empty) && classic.members.is_empty() {
+            if !joining {
+                return Err(GroupError::GroupIdNotFound);
+            } else if classic.is(GroupState::Empty) && classic.members.is_empty() {
                 Origin::FromEmptyClassic
             } else {
-                // Online upgrade of a non-empty classic group: not supported.
-                return Err(GroupError::GroupIdNotFound);
+                Origin::FromClassic(self.consumer_group_from_classic(classic)?)
             }
         } else if joining {
             Origin::New
         } else {
             return Err(GroupError::GroupIdNotFound);
         };
-        let fresh = ConsumerGroup::new(group_id.clone());
-        let group = self.consumer_groups.get(&group_id).unwrap_or(&fresh);
+        let fresh = match origin {
+            Origin::Existing => None,
+            Origin::New | Origin::FromEmptyClassic => Some(ConsumerGroup::new(group_id.clone())),
+            Origin::FromClassic(ref upgraded) => Some(upgraded.clone()),
+        };
+        let group = self
+            .consumer_groups
+            .get(&group_id)
+            .or(fresh.as_ref())
+            .expect("an existing or a new group");
         if group.members.len() >= self.config.group_consumer_max_size
             && (req.member_id.is_empty() || !group.members.contains_key(&req.member_id))
         {
@@ -332,7 +344,8 @@ impl GroupCoordinator {
         match origin {
             Origin::Existing => {}
             Origin::New => {
-                self.consumer_groups.insert(group_id.clone(), fresh);
+                self.consumer_groups
+                    .insert(group_id.clone(), fresh.expect("a new group"));
             }
             Origin::FromEmptyClassic => {
                 tracing::info!(group = %group_id, "converting empty classic group to a consumer group");
@@ -341,7 +354,12 @@ impl GroupCoordinator {
                     group: group_id.clone(),
                     value: None,
                 });
-                self.consumer_groups.insert(group_id.clone(), fresh);
+                self.consumer_groups
+                    .insert(group_id.clone(), fresh.expect("a new group"));
+            }
+            Origin::FromClassic(upgraded) => {
+                drop(fresh);
+                self.install_upgraded_group(now_ms, upgraded, out);
             }
         }
         let image = &self.topics;
@@ -351,17 +369,7 @@ impl GroupCoordinator {
             .get_mut(&group_id)
             .expect("exists or just inserted");
         if let Some(old_id) = &replaced {
-            // Kafka's `replaceMember`.
-            let target = group.target.remove(old_id).unwrap_or_default();
-            group.remove_member(old_id);
-            persist::member_tombstones(&group_id, old_id, out);
-            out.record(persist::member_metadata_record(&group_id, &member));
-            out.record(persist::target_member_record(
-                &group_id, &member_id, &target,
-            ));
-            out.record(persist::current_assignment_record(&group_id, &member));
-            group.target.insert(member_id.clone(), target);
-            group.insert_member(member.clone());
+            replace_member(group, old_id, &member, out);
         }
         let is_new = !group.members.contains_key(&member_id);
         let mut updated = member.clone();
@@ -389,42 +397,14 @@ impl GroupCoordinator {
         updated.client_id = req.client_id.clone();
         updated.client_host = req.client_host.clone();
 
-        let mut bump = false;
-        if is_new || !updated.same_metadata(&member) {
-            out.record(persist::member_metadata_record(&group_id, &updated));
-            bump = updated.subscribed_topic_names != member.subscribed_topic_names
-                || updated.subscribed_topic_regex != member.subscribed_topic_regex;
-        }
-        group.insert_member(updated);
-        bump |= update_subscription_metadata(group, image, out);
-        if bump {
-            bump_group_epoch(group, out);
-        }
-        if group.group_epoch > group.assignment_epoch {
-            update_target_assignment(group, image, &cfg.group_consumer_assignors[0], out);
-        }
-
-        // 4. Reconcile this member towards its target.
-        let current = group.members[&member_id].clone();
-        let mut next = current.clone();
-        if !current.is_reconciled_to(group.assignment_epoch) {
-            let target = group.target.get(&member_id).cloned().unwrap_or_default();
-            next = reconcile::reconcile(
-                &current,
-                group.assignment_epoch,
-                &target,
-                &group.owned_partitions(),
-                owned,
-            );
-            if !next.same_assignment(&current) {
-                out.record(persist::current_assignment_record(&group_id, &next));
-                next.rebalance_deadline =
-                    (next.state == MemberState::UnrevokedPartitions).then(|| {
-                        let timeout = i64::from(next.rebalance_timeout_ms.max(0));
-                        (now_ms + timeout, next.member_epoch)
-                    });
-            }
-        }
+        let update = MemberUpdate {
+            is_new,
+            before: &member,
+            updated,
+            owned,
+            now_ms,
+        };
+        let mut next = update.apply(group, image, cfg, out);
         next.session_deadline_ms = Some(now_ms + i64::from(cfg.group_consumer_session_timeout_ms));
         let full_request = joining
             || (req.rebalance_timeout_ms != -1
@@ -504,6 +484,7 @@ impl GroupCoordinator {
                     client_host: m.client_host.clone(),
                     subscribed_topic_names: m.subscribed_topic_names.clone(),
                     subscribed_topic_regex: m.subscribed_topic_regex.clone(),
+                    uses_classic_protocol: m.uses_classic_protocol(),
                     assignment: described(&m.assigned),
                     target_assignment: described(g.target.get(&m.id).unwrap_or(&Assignment::new())),
                 })
@@ -516,39 +497,55 @@ impl GroupCoordinator {
         &mut self,
         group_id: &str,
         timer: ConsumerTimer,
+        at: i64,
         out: &mut Sink,
     ) {
         let Some(group) = self.consumer_groups.get_mut(group_id) else {
             return;
         };
-        match timer {
+        let member_id = match timer {
             ConsumerTimer::Session(member_id) => {
                 tracing::info!(group = %group_id, member = %member_id, "consumer group member session expired");
-                fence_member(group, &self.topics, &member_id, out);
+                member_id
             }
             ConsumerTimer::Rebalance(member_id, epoch) => {
                 let Some(m) = group.members.get_mut(&member_id) else {
                     return;
                 };
-                if m.member_epoch == epoch {
-                    tracing::info!(group = %group_id, member = %member_id, epoch, "member did not revoke partitions within its rebalance timeout");
-                    fence_member(group, &self.topics, &member_id, out);
-                } else {
+                if m.member_epoch != epoch {
                     m.rebalance_deadline = None;
+                    return;
                 }
+                tracing::info!(group = %group_id, member = %member_id, epoch, "member did not revoke partitions within its rebalance timeout");
+                member_id
             }
-        }
+            ConsumerTimer::Join(member_id) => {
+                tracing::info!(group = %group_id, member = %member_id, "classic member did not rejoin within its rebalance timeout");
+                member_id
+            }
+            ConsumerTimer::Sync(member_id) => {
+                tracing::info!(group = %group_id, member = %member_id, "classic member did not send SyncGroup within its rebalance timeout");
+                member_id
+            }
+        };
+        self.fence_consumer_member(at, group_id, &member_id, out);
     }
 
     /// After loading: fresh sessions for every member, rebalance timers
     /// for members still revoking, and the subscription metadata checked
     /// against the topic image if the shell supplied one.
     pub(crate) fn consumer_groups_loaded(&mut self, now_ms: i64, out: &mut Sink) {
-        let session = i64::from(self.config.group_consumer_session_timeout_ms);
+        let consumer_session = self.config.group_consumer_session_timeout_ms;
         for group in self.consumer_groups.values_mut() {
             for m in group.members.values_mut() {
-                m.session_deadline_ms = Some(now_ms + session);
-                m.rebalance_deadline = (m.state == MemberState::UnrevokedPartitions).then(|| {
+                let session = m
+                    .classic
+                    .as_ref()
+                    .map_or(consumer_session, |c| c.session_timeout_ms);
+                m.session_deadline_ms = Some(now_ms + i64::from(session));
+                m.rebalance_deadline = (m.state == MemberState::UnrevokedPartitions
+                    && !m.uses_classic_protocol())
+                .then(|| {
                     (
                         now_ms + i64::from(m.rebalance_timeout_ms.max(0)),
                         m.member_epoch,
@@ -560,6 +557,100 @@ impl GroupCoordinator {
             }
         }
     }
+}
+
+/// A member's join or heartbeat, after validation: its new metadata and
+/// what it reports owning.
+pub(super) struct MemberUpdate<'a> {
+    pub is_new: bool,
+    /// The member as the group knew it (a fresh one if new).
+    pub before: &'a ConsumerMember,
+    pub updated: ConsumerMember,
+    pub owned: Owned<'a>,
+    pub now_ms: i64,
+}
+
+impl MemberUpdate<'_> {
+    /// Steps 1–3 of Kafka's `consumerGroupHeartbeat` (and of a classic
+    /// member's JoinGroup): persist the member's metadata; bump the group
+    /// epoch if its subscription or the subscribed topics changed; compute
+    /// a new target assignment if the epoch moved; reconcile the member
+    /// towards its target. Returns the reconciled member, not yet stored
+    /// back (the caller sets its timers first).
+    pub fn apply(
+        self,
+        group: &mut ConsumerGroup,
+        image: &TopicImage,
+        cfg: &crate::GroupConfig,
+        out: &mut Sink,
+    ) -> ConsumerMember {
+        let MemberUpdate {
+            is_new,
+            before,
+            updated,
+            owned,
+            now_ms,
+        } = self;
+        let member_id = updated.id.clone();
+        let mut bump = false;
+        if is_new || !updated.same_metadata(before) {
+            out.record(persist::member_metadata_record(&group.id, &updated));
+            bump = updated.subscribed_topic_names != before.subscribed_topic_names
+                || updated.subscribed_topic_regex != before.subscribed_topic_regex;
+        }
+        group.insert_member(updated);
+        bump |= update_subscription_metadata(group, image, out);
+        if bump {
+            bump_group_epoch(group, out);
+        }
+        if group.group_epoch > group.assignment_epoch {
+            update_target_assignment(group, image, &cfg.group_consumer_assignors[0], out);
+        }
+
+        let current = group.members[&member_id].clone();
+        if current.is_reconciled_to(group.assignment_epoch) {
+            return current;
+        }
+        let target = group.target.get(&member_id).cloned().unwrap_or_default();
+        let mut next = reconcile::reconcile(
+            &current,
+            group.assignment_epoch,
+            &target,
+            &group.owned_partitions(),
+            owned,
+        );
+        if !next.same_assignment(&current) {
+            out.record(persist::current_assignment_record(&group.id, &next));
+            // Classic members have join and sync timers instead.
+            next.rebalance_deadline = (next.state == MemberState::UnrevokedPartitions
+                && !next.uses_classic_protocol())
+            .then(|| {
+                let timeout = i64::from(next.rebalance_timeout_ms.max(0));
+                (now_ms + timeout, next.member_epoch)
+            });
+        }
+        next
+    }
+}
+
+/// Kafka's `replaceMember`: a static member's new incarnation takes the
+/// old one's place and target assignment.
+pub(super) fn replace_member(
+    group: &mut ConsumerGroup,
+    old_id: &str,
+    member: &ConsumerMember,
+    out: &mut Sink,
+) {
+    let target = group.target.remove(old_id).unwrap_or_default();
+    group.remove_member(old_id);
+    persist::member_tombstones(&group.id, old_id, out);
+    out.record(persist::member_metadata_record(&group.id, member));
+    out.record(persist::target_member_record(
+        &group.id, &member.id, &target,
+    ));
+    out.record(persist::current_assignment_record(&group.id, member));
+    group.target.insert(member.id.clone(), target);
+    group.insert_member(member.clone());
 }
 
 /// Recomputes the group's subscription metadata; on a change, persists it
@@ -600,11 +691,25 @@ pub(crate) fn fence_member(
     member_id: &str,
     out: &mut Sink,
 ) {
+    if remove_member(group, member_id, out) {
+        membership_changed(group, image, out);
+    }
+}
+
+/// Removes a member and its target assignment, writing their tombstones.
+/// Returns false if there was no such member.
+pub(super) fn remove_member(group: &mut ConsumerGroup, member_id: &str, out: &mut Sink) -> bool {
     if group.remove_member(member_id).is_none() {
-        return;
+        return false;
     }
     group.target.remove(member_id);
     persist::member_tombstones(&group.id, member_id, out);
+    true
+}
+
+/// After members left: the subscribed topics may have shrunk, and the
+/// group epoch moves so the others get a new target assignment.
+pub(super) fn membership_changed(group: &mut ConsumerGroup, image: &TopicImage, out: &mut Sink) {
     update_subscription_metadata(group, image, out);
     bump_group_epoch(group, out);
 }

@@ -20,7 +20,10 @@
 //! runs), or UnreleasedPartitions (waits for partitions others still own).
 
 pub(crate) mod assignor;
+mod classic_member;
+pub(crate) mod embedded;
 mod heartbeat;
+mod migration;
 mod persist;
 mod reconcile;
 
@@ -28,9 +31,10 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use uuid::Uuid;
 
-use crate::classic::GroupState;
+use crate::classic::{GroupState, Protocol, CONSUMER_PROTOCOL_TYPE};
 
 pub use heartbeat::{ConsumerHeartbeatRequest, ConsumerHeartbeatResponse};
+pub use migration::MigrationPolicy;
 
 /// Member epoch a member sends to leave the group.
 pub const LEAVE_GROUP_MEMBER_EPOCH: i32 = -1;
@@ -109,6 +113,8 @@ pub struct DescribedConsumerMember {
     pub client_host: String,
     pub subscribed_topic_names: Vec<String>,
     pub subscribed_topic_regex: Option<String>,
+    /// Joined through JoinGroup (a classic consumer inside this group).
+    pub uses_classic_protocol: bool,
     /// The partitions the member currently owns.
     pub assignment: Vec<DescribedTopicPartitions>,
     /// Where the member is heading.
@@ -125,6 +131,23 @@ pub struct ConsumerGroupDescription {
     pub assignment_epoch: i32,
     pub assignor_name: String,
     pub members: Vec<DescribedConsumerMember>,
+}
+
+/// What a member speaking the classic protocol (JoinGroup, SyncGroup,
+/// Heartbeat) inside a consumer group has besides a consumer member's data
+/// (Kafka's `ClassicMemberMetadata`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ClassicMembership {
+    pub session_timeout_ms: i32,
+    /// As the member's last JoinGroup listed them, preferred first.
+    pub protocols: Vec<Protocol>,
+}
+
+impl ClassicMembership {
+    /// The protocol a classic member is told it runs: its first choice.
+    pub fn protocol_name(&self) -> &str {
+        self.protocols.first().map_or("", |p| p.name.as_str())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -149,6 +172,12 @@ pub(crate) struct ConsumerMember {
     pub session_deadline_ms: Option<i64>,
     /// (deadline, member epoch it was armed at) while revoking.
     pub rebalance_deadline: Option<(i64, i32)>,
+    /// Set for a member that joined through JoinGroup.
+    pub classic: Option<ClassicMembership>,
+    /// Classic members: told to rejoin, it must do so by then (not persisted).
+    pub join_deadline_ms: Option<i64>,
+    /// Classic members: joined, it must send SyncGroup by then (not persisted).
+    pub sync_deadline_ms: Option<i64>,
 }
 
 impl ConsumerMember {
@@ -170,7 +199,14 @@ impl ConsumerMember {
             pending_revocation: Assignment::new(),
             session_deadline_ms: None,
             rebalance_deadline: None,
+            classic: None,
+            join_deadline_ms: None,
+            sync_deadline_ms: None,
         }
+    }
+
+    pub fn uses_classic_protocol(&self) -> bool {
+        self.classic.is_some()
     }
 
     pub fn is_reconciled_to(&self, epoch: i32) -> bool {
@@ -187,6 +223,7 @@ impl ConsumerMember {
             && self.subscribed_topic_regex == other.subscribed_topic_regex
             && self.rebalance_timeout_ms == other.rebalance_timeout_ms
             && self.server_assignor == other.server_assignor
+            && self.classic == other.classic
     }
 
     /// The fields persisted in ConsumerGroupCurrentMemberAssignment.
@@ -236,6 +273,10 @@ pub(crate) enum ConsumerTimer {
     Session(String),
     /// The member did not revoke within its rebalance timeout.
     Rebalance(String, i32),
+    /// A classic member did not rejoin within its rebalance timeout.
+    Join(String),
+    /// A classic member did not send SyncGroup within its rebalance timeout.
+    Sync(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -364,7 +405,62 @@ impl ConsumerGroup {
             m.rebalance_deadline
                 .map(|(t, epoch)| (t, ConsumerTimer::Rebalance(m.id.clone(), epoch)))
         });
-        sessions.chain(rebalances).min_by_key(|(t, _)| *t)
+        let joins = self.members.values().filter_map(|m| {
+            m.join_deadline_ms
+                .map(|t| (t, ConsumerTimer::Join(m.id.clone())))
+        });
+        let syncs = self.members.values().filter_map(|m| {
+            m.sync_deadline_ms
+                .map(|t| (t, ConsumerTimer::Sync(m.id.clone())))
+        });
+        sessions
+            .chain(rebalances)
+            .chain(joins)
+            .chain(syncs)
+            .min_by_key(|(t, _)| *t)
+    }
+
+    /// Kafka's `ConsumerGroup.supportsClassicProtocols`: a classic member
+    /// may join if it speaks the consumer protocol type and, unless the
+    /// group is empty, one of its protocols is supported by every classic
+    /// member already in the group.
+    pub fn supports_classic_protocols(&self, protocol_type: &str, protocols: &[Protocol]) -> bool {
+        if protocol_type != CONSUMER_PROTOCOL_TYPE {
+            return false;
+        }
+        if self.members.is_empty() {
+            return !protocols.is_empty();
+        }
+        protocols.iter().any(|p| {
+            self.members
+                .values()
+                .filter_map(|m| m.classic.as_ref())
+                .all(|c| c.protocols.iter().any(|q| q.name == p.name))
+        })
+    }
+
+    /// Whether every member but `except` joined through JoinGroup.
+    pub fn all_use_classic_protocol_except(&self, except: &str) -> bool {
+        self.members
+            .values()
+            .all(|m| m.id == except || m.uses_classic_protocol())
+    }
+
+    /// Kafka's `waitingOnUnreleasedPartition`: some partition of the
+    /// member's target is still owned by another member.
+    pub fn waiting_on_unreleased_partition(&self, member: &ConsumerMember) -> bool {
+        if member.state != MemberState::UnreleasedPartitions {
+            return false;
+        }
+        let owned = self.owned_partitions();
+        let Some(target) = self.target.get(&member.id) else {
+            return false;
+        };
+        target.iter().any(|(t, ps)| {
+            ps.iter().any(|p| {
+                !member.assigned.get(t).is_some_and(|a| a.contains(p)) && owned.contains(&(*t, *p))
+            })
+        })
     }
 }
 

@@ -3,14 +3,15 @@
 //! `GroupCoordinatorRecordHelpers` and `GroupMetadataManager.replay`).
 
 use super::{
-    from_topic_partitions, Assignment, ConsumerGroup, ConsumerMember, MemberState, TopicImage,
-    TopicInfo, LEAVE_GROUP_MEMBER_EPOCH,
+    from_topic_partitions, Assignment, ClassicMembership, ConsumerGroup, ConsumerMember,
+    MemberState, TopicImage, TopicInfo, LEAVE_GROUP_MEMBER_EPOCH,
 };
+use crate::classic::Protocol;
 use crate::coordinator::GroupCoordinator;
 use crate::output::Sink;
 use crate::records::{
-    ConsumerMemberMetadataValue, CurrentMemberAssignmentValue, Record, TopicMetadataValue,
-    TopicPartitions,
+    ClassicMemberMetadataValue, ConsumerMemberMetadataValue, CurrentMemberAssignmentValue, Record,
+    TopicMetadataValue, TopicPartitions,
 };
 
 fn topic_partitions(a: &Assignment) -> Vec<TopicPartitions> {
@@ -43,6 +44,14 @@ pub(crate) fn member_metadata_record(group: &str, m: &ConsumerMember) -> Record 
             subscribed_topic_regex: m.subscribed_topic_regex.clone(),
             rebalance_timeout_ms: m.rebalance_timeout_ms,
             server_assignor: m.server_assignor.clone(),
+            classic_member_metadata: m.classic.as_ref().map(|c| ClassicMemberMetadataValue {
+                session_timeout_ms: c.session_timeout_ms,
+                supported_protocols: c
+                    .protocols
+                    .iter()
+                    .map(|p| (p.name.clone(), p.metadata.clone()))
+                    .collect(),
+            }),
         }),
     }
 }
@@ -210,6 +219,14 @@ impl GroupCoordinator {
                     m.subscribed_topic_regex = v.subscribed_topic_regex;
                     m.rebalance_timeout_ms = v.rebalance_timeout_ms;
                     m.server_assignor = v.server_assignor;
+                    m.classic = v.classic_member_metadata.map(|c| ClassicMembership {
+                        session_timeout_ms: c.session_timeout_ms,
+                        protocols: c
+                            .supported_protocols
+                            .into_iter()
+                            .map(|(name, metadata)| Protocol { name, metadata })
+                            .collect(),
+                    });
                     g.insert_member(m);
                 }
                 None => {

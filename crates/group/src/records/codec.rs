@@ -97,6 +97,22 @@ impl Writer {
             self.uvarint(0);
         }
     }
+
+    /// A tagged-field section holding `fields` (tag, encoded value), in
+    /// ascending tag order as Kafka requires.
+    pub(crate) fn tagged_fields_with(&mut self, fields: &[(u32, Bytes)]) {
+        debug_assert!(
+            self.flexible,
+            "tagged fields exist only in flexible versions"
+        );
+        debug_assert!(fields.windows(2).all(|w| w[0].0 < w[1].0), "tags ascending");
+        self.uvarint(fields.len() as u64);
+        for (tag, value) in fields {
+            self.uvarint(u64::from(*tag));
+            self.uvarint(value.len() as u64);
+            self.buf.put_slice(value);
+        }
+    }
 }
 
 /// Reads encoded fields from a byte slice.
@@ -211,19 +227,30 @@ impl<'a> Reader<'a> {
         Ok(n)
     }
 
-    /// Skips a tagged-field section (flexible versions only). None of the
-    /// four schemas defines tagged fields yet, so all are unknown and skipped.
+    /// Skips a tagged-field section (flexible versions only).
     pub(crate) fn tagged_fields(&mut self) -> Result<(), RecordError> {
+        self.tagged_field_values().map(drop)
+    }
+
+    /// Reads a tagged-field section, returning each (tag, raw value); the
+    /// caller decodes the tags it knows and ignores the rest.
+    pub(crate) fn tagged_field_values(&mut self) -> Result<Vec<(u64, &'a [u8])>, RecordError> {
         if !self.flexible {
-            return Ok(());
+            return Ok(vec![]);
         }
         let count = self.uvarint()?;
+        let mut fields = Vec::new();
         for _ in 0..count {
-            let _tag = self.uvarint()?;
+            let tag = self.uvarint()?;
             let size = self.uvarint()?;
             let size = usize::try_from(size).map_err(|_| RecordError::Truncated)?;
-            self.take(size)?;
+            fields.push((tag, self.take(size)?));
         }
-        Ok(())
+        Ok(fields)
+    }
+
+    /// Whether every byte has been read.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.buf.is_empty()
     }
 }

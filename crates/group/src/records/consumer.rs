@@ -42,10 +42,67 @@ pub struct TopicMetadataValue {
     pub num_partitions: i32,
 }
 
+/// The tag of `ClassicMemberMetadata` in `ConsumerGroupMemberMetadataValue`.
+const CLASSIC_MEMBER_METADATA_TAG: u32 = 0;
+
+/// `ClassicMemberMetadata`: what a member that joined a consumer group
+/// through JoinGroup (the classic protocol) needs to be served that way,
+/// and to become a classic member again if the group is downgraded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClassicMemberMetadataValue {
+    pub session_timeout_ms: i32,
+    /// (protocol name, embedded consumer-protocol subscription), in the
+    /// member's order of preference.
+    pub supported_protocols: Vec<(String, Bytes)>,
+}
+
+impl ClassicMemberMetadataValue {
+    /// A nullable struct in a tagged field: a presence byte, then the
+    /// struct (Kafka's generated `write` for nullable tagged structs).
+    fn encode_tagged(&self) -> Bytes {
+        let mut w = Writer::new(true);
+        w.i8(1);
+        w.i32(self.session_timeout_ms);
+        w.array_len(self.supported_protocols.len());
+        for (name, metadata) in &self.supported_protocols {
+            w.string(name);
+            w.bytes(metadata);
+            w.tagged_fields();
+        }
+        w.tagged_fields();
+        w.finish()
+    }
+
+    fn decode_tagged(buf: &[u8]) -> Result<Option<Self>, RecordError> {
+        let mut r = Reader::new(buf, true);
+        if r.i8()? < 0 {
+            return Ok(None);
+        }
+        let session_timeout_ms = r.i32()?;
+        let n = r.array_len()?;
+        let mut supported_protocols = Vec::with_capacity(n);
+        for _ in 0..n {
+            let name = r.string()?;
+            let metadata = r.bytes()?;
+            r.tagged_fields()?;
+            supported_protocols.push((name, metadata));
+        }
+        r.tagged_fields()?;
+        if !r.is_empty() {
+            return Err(RecordError::Malformed(
+                "trailing bytes in ClassicMemberMetadata",
+            ));
+        }
+        Ok(Some(ClassicMemberMetadataValue {
+            session_timeout_ms,
+            supported_protocols,
+        }))
+    }
+}
+
 /// `ConsumerGroupMemberMetadataValue`: a member's subscription and client
-/// information. The tagged `ClassicMemberMetadata` (members using the
-/// classic protocol inside a consumer group) is not written and is skipped
-/// on read.
+/// information, and for members using the classic protocol inside a
+/// consumer group their `ClassicMemberMetadata` (tagged field 0).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsumerMemberMetadataValue {
     pub instance_id: Option<String>,
@@ -56,6 +113,8 @@ pub struct ConsumerMemberMetadataValue {
     pub subscribed_topic_regex: Option<String>,
     pub rebalance_timeout_ms: i32,
     pub server_assignor: Option<String>,
+    /// `None` for members using the consumer protocol.
+    pub classic_member_metadata: Option<ClassicMemberMetadataValue>,
 }
 
 /// `ConsumerGroupCurrentMemberAssignmentValue`: where a member stands in
@@ -192,7 +251,13 @@ impl ConsumerMemberMetadataValue {
         w.nullable_string(self.subscribed_topic_regex.as_deref());
         w.i32(self.rebalance_timeout_ms);
         w.nullable_string(self.server_assignor.as_deref());
-        finish(w)
+        match &self.classic_member_metadata {
+            None => w.tagged_fields(),
+            Some(classic) => {
+                w.tagged_fields_with(&[(CLASSIC_MEMBER_METADATA_TAG, classic.encode_tagged())])
+            }
+        }
+        w.finish()
     }
 
     pub fn decode(buf: &[u8]) -> Result<Self, RecordError> {
@@ -209,8 +274,12 @@ impl ConsumerMemberMetadataValue {
         let subscribed_topic_regex = r.nullable_string()?;
         let rebalance_timeout_ms = r.i32()?;
         let server_assignor = r.nullable_string()?;
-        // Skips the tagged ClassicMemberMetadata if present.
-        r.tagged_fields()?;
+        let mut classic_member_metadata = None;
+        for (tag, value) in r.tagged_field_values()? {
+            if tag == u64::from(CLASSIC_MEMBER_METADATA_TAG) {
+                classic_member_metadata = ClassicMemberMetadataValue::decode_tagged(value)?;
+            }
+        }
         Ok(ConsumerMemberMetadataValue {
             instance_id,
             rack_id,
@@ -220,6 +289,7 @@ impl ConsumerMemberMetadataValue {
             subscribed_topic_regex,
             rebalance_timeout_ms,
             server_assignor,
+            classic_member_metadata,
         })
     }
 }

@@ -45,8 +45,8 @@ use bytes::Bytes;
 use codec::{Reader, Writer};
 
 pub use consumer::{
-    ConsumerMemberMetadataValue, CurrentMemberAssignmentValue, TopicMetadataValue, TopicPartitions,
-    CONSUMER_VALUE_VERSION,
+    ClassicMemberMetadataValue, ConsumerMemberMetadataValue, CurrentMemberAssignmentValue,
+    TopicMetadataValue, TopicPartitions, CONSUMER_VALUE_VERSION,
 };
 
 /// Key version Kafka uses when writing offset commits (0 is also read).

@@ -315,3 +315,57 @@ fn bad_input_is_an_error_not_a_panic() {
         Err(RecordError::Truncated)
     );
 }
+
+#[test]
+fn consumer_member_metadata_with_classic_metadata_is_byte_exact() {
+    let value = ConsumerMemberMetadataValue {
+        instance_id: None,
+        rack_id: None,
+        client_id: "c".into(),
+        client_host: "h".into(),
+        subscribed_topic_names: vec!["t".into()],
+        subscribed_topic_regex: None,
+        rebalance_timeout_ms: 1000,
+        server_assignor: None,
+        classic_member_metadata: Some(ClassicMemberMetadataValue {
+            session_timeout_ms: 10_000,
+            supported_protocols: vec![("range".into(), Bytes::from_static(&[0xab]))],
+        }),
+    };
+    let expected: Vec<u8> = [
+        &[0, 0][..],                           // value version 0
+        &[0, 0],                               // instance id, rack id: null
+        &[2, b'c', 2, b'h'],                   // client id, client host
+        &[2, 2, b't'],                         // subscribed topics ["t"]
+        &[0],                                  // regex: null
+        &[0, 0, 0x03, 0xe8],                   // rebalance timeout 1000
+        &[0],                                  // server assignor: null
+        &[1, 0, 16],                           // one tagged field: tag 0, 16 bytes
+        &[1],                                  // present (nullable struct)
+        &[0, 0, 0x27, 0x10],                   // session timeout 10000
+        &[2, 6, b'r', b'a', b'n', b'g', b'e'], // protocols: ["range"
+        &[2, 0xab, 0],                         //   metadata, no tags]
+        &[0],                                  // struct's tagged fields
+    ]
+    .concat();
+    assert_eq!(value.encode().to_vec(), expected);
+    assert_eq!(
+        ConsumerMemberMetadataValue::decode(&expected).unwrap(),
+        value
+    );
+    // Without classic metadata there is no tagged field, and a value
+    // Kafka wrote with the tag decodes the same either way.
+    let plain = ConsumerMemberMetadataValue {
+        classic_member_metadata: None,
+        ..value.clone()
+    };
+    assert_eq!(*plain.encode().last().unwrap(), 0);
+    assert_eq!(
+        ConsumerMemberMetadataValue::decode(&plain.encode()).unwrap(),
+        plain
+    );
+    // A truncated tagged struct is an error, not a panic.
+    let mut cut = expected.clone();
+    cut.truncate(expected.len() - 3);
+    assert!(ConsumerMemberMetadataValue::decode(&cut).is_err());
+}

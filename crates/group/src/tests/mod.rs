@@ -5,6 +5,7 @@
 mod classic;
 mod consumer;
 mod membership;
+mod migration;
 mod offsets;
 mod replay;
 mod wire;
