@@ -1,6 +1,7 @@
 //! `odradek`: the broker binary.
 
 mod dev_cluster;
+mod groups;
 
 use std::process::ExitCode;
 
@@ -36,6 +37,32 @@ enum Command {
     Dev {
         #[command(subcommand)]
         command: DevCommand,
+    },
+    /// Consumer groups, as kafka-consumer-groups.sh sees them.
+    Groups {
+        #[command(subcommand)]
+        command: GroupsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum GroupsCommand {
+    /// Per-partition committed offset, log-end offset (high watermark) and
+    /// lag of one consumer group, with the member owning each partition.
+    Describe {
+        /// Any broker of the cluster, or a comma-separated list of them.
+        #[arg(long, value_name = "HOST:PORT")]
+        bootstrap_server: String,
+        /// The consumer group id.
+        #[arg(long, value_name = "GROUP")]
+        group: String,
+        /// Print one JSON array of rows instead of the table.
+        #[arg(long)]
+        json: bool,
+        /// Give up (or leave unknown log-end offsets as "-") after this
+        /// many milliseconds.
+        #[arg(long, value_name = "MS", default_value_t = 10_000)]
+        timeout: u64,
     },
 }
 
@@ -83,6 +110,21 @@ fn main() -> ExitCode {
             dir: dir.into(),
             host,
             base_port,
+        }
+        .run(),
+        Command::Groups {
+            command:
+                GroupsCommand::Describe {
+                    bootstrap_server,
+                    group,
+                    json,
+                    timeout,
+                },
+        } => groups::Describe {
+            bootstrap_server,
+            group,
+            json,
+            timeout_ms: timeout,
         }
         .run(),
     };

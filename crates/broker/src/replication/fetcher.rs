@@ -15,12 +15,12 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::fetch_response::PartitionData;
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
+use odradek_client::BrokerClient;
 use parking_lot::Mutex;
 use tokio::sync::{watch, Notify};
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use super::client::BrokerClient;
 use crate::broker::Broker;
 use crate::partition::{FetchPosition, Partition};
 

@@ -1,9 +1,9 @@
 //! Partition replication, Kafka's protocol: followers fetch from the
-//! leader (`fetcher`, over `client`), the leader tracks what each follower
-//! has (`replica`, `leader`), keeps the ISR with the controller
-//! (`isr`, `alter_partition`) and moves the high watermark to the
-//! smallest log end in the ISR; followers whose logs diverged truncate
-//! (`divergence`).
+//! leader (`fetcher`, over `odradek_client::BrokerClient`), the leader
+//! tracks what each follower has (`replica`, `leader`), keeps the ISR with
+//! the controller (`isr`, `alter_partition`) and moves the high watermark
+//! to the smallest log end in the ISR; followers whose logs diverged
+//! truncate (`divergence`).
 //!
 //! The partition (`crate::partition`) holds the state; this module holds
 //! the rules and the background work: [`run`] keeps the fetchers in step
@@ -11,7 +11,6 @@
 //! behind.
 
 pub mod alter_partition;
-pub mod client;
 pub mod divergence;
 pub mod fetcher;
 pub mod isr;

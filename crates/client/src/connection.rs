@@ -1,6 +1,7 @@
-//! A minimal Kafka client for broker-to-broker requests (followers'
-//! Fetch): one connection, one request at a time, size-prefixed frames,
-//! `kafka_protocol`'s headers and message codecs.
+//! A minimal Kafka client: one connection, one request at a time,
+//! size-prefixed frames, `kafka_protocol`'s headers and message codecs.
+//! Followers fetch with it (`odradek-broker`'s replication) and the admin
+//! tools ([`crate::admin`]) ask brokers with it.
 
 use std::time::Duration;
 
