@@ -23,8 +23,10 @@ group converted to a consumer group and back, offsets kept; AdminClient
 list/describe (ConsumerGroupDescribe) and delete; a SIGKILLed member fenced
 at the session timeout; server-side regex subscriptions picking up new
 topics; the group surviving broker restarts; static members; a member
-joining and another leaving mid-stream. Online migration of a non-empty
-classic group is not supported by the broker and not tested.
+joining and another leaving mid-stream; the online upgrade of a busy
+classic group by KIP-848 members, a rolling replacement of its classic
+members, and the downgrade back to classic when the last KIP-848 member
+leaves.
 """
 
 import collections
@@ -370,6 +372,83 @@ def test_kip848_resumes_empty_classic_group_offsets(kbroker):
         assert listing(kbroker)[group].type == ConsumerGroupType.CLASSIC
     finally:
         stop_all(classic + kip + back)
+
+
+# --- 4b. online migration of a non-empty group ---------------------------------------------
+@pytest.mark.parametrize("strategy", ["range", "cooperative-sticky"])
+def test_kip848_online_upgrade_and_downgrade_of_a_busy_group(kbroker, strategy):
+    """Kafka 4's mixed upgrade: two classic consumers (eager `range`, or
+    `cooperative-sticky`, which gives partitions up incrementally) share a
+    topic; a KIP-848 consumer joins the same group id, which turns the
+    group into a consumer group with the classic members inside it (they
+    get coordinator-computed assignments through JoinGroup/SyncGroup). The
+    classic members are replaced one by one by KIP-848 members; then the
+    KIP-848 members leave, the group turns classic again, and the last
+    classic member owns everything. Every member commits after each batch:
+    no record is lost, and at every stable point each partition has exactly
+    one owner."""
+    topic = create_topic(kbroker, f"k848-mixed-{strategy}", partitions=6)
+    group = f"k848-mixed-{strategy}"
+    classic = [ConfluentMember(kbroker, group, topic, f"classic{i}", commit_each_batch=True,
+                               **{"partition.assignment.strategy": strategy})
+               for i in range(2)]
+    kip = []
+    produced = []
+
+    def batch(tag, n=300):
+        vals = produce_spread_uneven(kbroker, topic, {p: n for p in range(6)}, tag=tag)
+        produced.extend(vals)
+        return vals
+
+    def everyone():
+        return classic + kip
+
+    try:
+        for m in classic:
+            m.start()
+        wait_assignment_complete(classic, 6, timeout=30)
+        read_until(classic, set(batch("classic")), 30)
+        assert listing(kbroker)[group].type == ConsumerGroupType.CLASSIC
+
+        # Upgrade: a KIP-848 member joins the busy classic group.
+        kip.append(Kip848Member(kbroker, group, topic, "kip0", commit_each_batch=True))
+        kip[0].start()
+        three = wait_assignment_complete(everyone(), 6, timeout=40)
+        assert sorted(len(a) for a in three) == [2, 2, 2], three  # uniform over 3
+        assert listing(kbroker)[group].type == ConsumerGroupType.CONSUMER
+        d = describe(kbroker, group)
+        assert d.type == ConsumerGroupType.CONSUMER and len(d.members) == 3, vars(d)
+        read_until(everyone(), set(batch("mixed")), 30)
+
+        # Rolling replacement: a classic member leaves, a KIP-848 one joins.
+        classic[0].stop()  # LeaveGroup, served inside the consumer group
+        live = [classic[1], kip[0]]
+        wait_assignment_complete(live, 6, timeout=30)
+        kip.append(Kip848Member(kbroker, group, topic, "kip1", commit_each_batch=True))
+        kip[1].start()
+        live.append(kip[1])
+        wait_assignment_complete(live, 6, timeout=40)
+        read_until(live, set(batch("rolled")), 30)
+
+        # Downgrade: the KIP-848 members leave; the classic one remains.
+        stop_all(kip)
+        wait_assignment_complete([classic[1]], 6, timeout=40)
+        wait_until(lambda: listing(kbroker)[group].type == ConsumerGroupType.CLASSIC, 15,
+                   lambda: f"group type {listing(kbroker)[group].type}")
+        read_until([classic[1]], set(batch("downgraded")), 30)
+
+        seen = collections.Counter(v for m in everyone() for _, _, v in m.records)
+        missing = set(produced) - set(seen)
+        assert not missing, f"{len(missing)} records never read, e.g. {sorted(missing)[:3]}"
+        for m in everyone():
+            assert not m.exc, m.describe()
+        # Committed after each batch: the last commits reach the ends.
+        hw = high_watermarks(kbroker, topic, 6)
+        wait_until(lambda: committed_offsets(kbroker, group, topic, range(6)) == hw, 15,
+                   lambda: f"commits {committed_offsets(kbroker, group, topic, range(6))} "
+                           f"reach {hw}")
+    finally:
+        stop_all(classic + kip)
 
 
 def produce_spread_uneven(broker, topic, counts, tag):
