@@ -78,15 +78,19 @@
 //!     **DescribeGroups** answers `None` for a consumer group, i.e.
 //!     GROUP_ID_NOT_FOUND with state Dead as Kafka 4 does.
 //!
-//! Conversion (Kafka 4, `group.consumer.migration.policy=bidirectional`):
-//! an Empty classic group (e.g. one only holding offsets) becomes a
-//! consumer group on the first ConsumerGroupHeartbeat, and an empty
-//! consumer group becomes classic on JoinGroup; offsets stay. Not done:
-//! online migration of non-empty groups (a classic JoinGroup to a
-//! non-empty consumer group gets INCONSISTENT_GROUP_PROTOCOL; a consumer
-//! heartbeat to a non-empty classic group gets GROUP_ID_NOT_FOUND), rack-
-//! aware assignment, per-group config overrides, and Kafka's regex cache
-//! records (regexes are resolved against the topic image synchronously).
+//! Conversion (Kafka 4): an Empty classic group (e.g. one only holding
+//! offsets) becomes a consumer group on the first ConsumerGroupHeartbeat,
+//! and an empty consumer group becomes classic on JoinGroup; offsets stay.
+//! Non-empty groups convert online as `group.consumer.migration.policy`
+//! allows (see `consumer::migration`): the classic members of an upgraded
+//! group keep using JoinGroup, SyncGroup, Heartbeat and LeaveGroup, which
+//! the coordinator routes to the consumer group (`consumer::classic_member`),
+//! so the shell needs nothing extra. Not done: rack-aware assignment,
+//! per-group config overrides, Kafka's regex cache records (regexes are
+//! resolved against the topic image synchronously), and the downgrade
+//! Kafka performs when a classic static member replaces the last KIP-848
+//! static member (here the group stays a consumer group of classic
+//! members, which works, until one of them is removed by a timeout).
 
 pub mod classic;
 mod config;

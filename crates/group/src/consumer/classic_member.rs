@@ -135,18 +135,8 @@ impl GroupCoordinator {
                 match existing {
                     None if unknown => (ConsumerMember::new(member_id.clone()), None),
                     None => return fail(GroupError::UnknownMemberId),
-                    Some(old) if unknown => {
-                        // A restarted static member takes its old place.
-                        let mut m = old.clone();
-                        m.id = member_id.clone();
-                        m.member_epoch = 0;
-                        m.previous_member_epoch = 0;
-                        m.session_deadline_ms = None;
-                        m.rebalance_deadline = None;
-                        m.join_deadline_ms = None;
-                        m.sync_deadline_ms = None;
-                        (m, Some(old.id.clone()))
-                    }
+                    // A restarted static member takes its old place.
+                    Some(old) if unknown => (old.reincarnated(&member_id), Some(old.id.clone())),
                     Some(old) if old.id != member_id => return fail(GroupError::FencedInstanceId),
                     Some(old) => (old.clone(), None),
                 }

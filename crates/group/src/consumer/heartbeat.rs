@@ -310,18 +310,14 @@ impl GroupCoordinator {
                     ),
                     None => return Err(GroupError::UnknownMemberId),
                     Some(old) if joining => {
-                        if old.member_epoch != LEAVE_GROUP_STATIC_MEMBER_EPOCH {
+                        // A classic member being replaced (a rolling
+                        // upgrade of static members) sent no leave.
+                        if old.member_epoch != LEAVE_GROUP_STATIC_MEMBER_EPOCH
+                            && !old.uses_classic_protocol()
+                        {
                             return Err(GroupError::UnreleasedInstanceId);
                         }
-                        // The new instance takes over the old one's
-                        // assignment.
-                        let mut m = old.clone();
-                        m.id = member_id.clone();
-                        m.member_epoch = 0;
-                        m.previous_member_epoch = 0;
-                        m.session_deadline_ms = None;
-                        m.rebalance_deadline = None;
-                        (m, Some(old.id.clone()))
+                        (old.reincarnated(&member_id), Some(old.id.clone()))
                     }
                     Some(old) => {
                         if old.id != member_id {
@@ -396,6 +392,9 @@ impl GroupCoordinator {
         }
         updated.client_id = req.client_id.clone();
         updated.client_host = req.client_host.clone();
+        // It speaks the consumer protocol now, even if it replaced a
+        // classic static member.
+        updated.classic = None;
 
         let update = MemberUpdate {
             is_new,

@@ -209,6 +209,22 @@ impl ConsumerMember {
         self.classic.is_some()
     }
 
+    /// A static member's new incarnation (same `group.instance.id`, new
+    /// member id): it keeps the assignment and subscription, starts at
+    /// epoch 0, and has no timers yet.
+    pub fn reincarnated(&self, new_id: &str) -> ConsumerMember {
+        ConsumerMember {
+            id: new_id.to_owned(),
+            member_epoch: 0,
+            previous_member_epoch: 0,
+            session_deadline_ms: None,
+            rebalance_deadline: None,
+            join_deadline_ms: None,
+            sync_deadline_ms: None,
+            ..self.clone()
+        }
+    }
+
     pub fn is_reconciled_to(&self, epoch: i32) -> bool {
         self.state == MemberState::Stable && self.member_epoch == epoch
     }

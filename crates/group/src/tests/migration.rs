@@ -591,3 +591,73 @@ fn an_upgraded_group_replays_with_its_classic_members() {
         Some(GroupError::UnknownMemberId)
     );
 }
+
+#[test]
+fn static_members_are_upgraded_one_by_one_without_leaving() {
+    // Two static classic members; their instances restart one by one as
+    // KIP-848 consumers under the same group.instance.id, without a leave.
+    let mut c = coordinator();
+    assert!(c.set_topic_metadata(0, topics()).is_noop());
+    let mut ids = vec![];
+    for (i, instance) in ["i1", "i2"].iter().enumerate() {
+        let out = c.join_group(
+            0,
+            i as u64,
+            JoinRequest {
+                group_instance_id: Some((*instance).into()),
+                ..classic_join("", &[])
+            },
+        );
+        assert!(joins(&out).is_empty());
+        ids.push(format!("{instance}-u{}", i + 1));
+    }
+    let out = c.tick(FORMED_MS);
+    let leader = c.leader("g").unwrap();
+    for (token, r) in joins(&out) {
+        assert_eq!(r.error, None, "{token}");
+    }
+    let a0 = assignment_of(&[0, 1]);
+    let a1 = assignment_of(&[2, 3]);
+    let follower = ids.iter().find(|id| **id != leader).unwrap();
+    let _ = c.sync_group(
+        FORMED_MS,
+        10,
+        SyncRequest {
+            group_instance_id: Some(
+                if follower.starts_with("i1") {
+                    "i1"
+                } else {
+                    "i2"
+                }
+                .into(),
+            ),
+            ..sync_req("g", follower, 1, &[])
+        },
+    );
+    let refs: Vec<(&str, &[u8])> = vec![(ids[0].as_str(), &a0[..]), (ids[1].as_str(), &a1[..])];
+    let out = c.sync_group(
+        FORMED_MS,
+        11,
+        SyncRequest {
+            group_instance_id: Some(if leader.starts_with("i1") { "i1" } else { "i2" }.into()),
+            ..sync_req("g", &leader, 1, &refs)
+        },
+    );
+    assert_eq!(syncs(&out).len(), 2);
+
+    // Instance i1 comes back speaking the consumer protocol.
+    let mut r = consumer_join("k1");
+    r.instance_id = Some("i1".into());
+    let r = c
+        .consumer_group_heartbeat(FORMED_MS + 1, r)
+        .response
+        .unwrap();
+    assert_eq!(
+        r.assignment.unwrap(),
+        vec![(TOPIC_ID, vec![0, 1])],
+        "it keeps i1's partitions"
+    );
+    let d = owned_by(&c);
+    assert_eq!(d.len(), 2);
+    assert_eq!(d["k1"], (false, vec![0, 1]));
+}
