@@ -168,3 +168,60 @@ def _offsets4(c, nodes, group, topic):
     except Exception as e:  # a coordinator moving: try again
         return repr(e)
     return {p: o for p, (o, _meta) in got.items()}
+
+
+@pytest.mark.timeout(150)
+def test_migrated_group_survives_coordinator_sigkill(cluster_factory):
+    """A classic group upgraded online (one classic and one KIP-848 member)
+    keeps both members across a coordinator SIGKILL: the new coordinator
+    replays the consumer group with its classic member (ClassicMemberMetadata
+    in __consumer_offsets), both keep reading, and after the KIP-848 member
+    leaves the group is downgraded to classic by the new coordinator."""
+    from confluent_kafka import ConsumerGroupType
+    from test_groups_kip848 import Kip848Member
+
+    c = cluster_factory(3, overrides={"group.consumer.heartbeat.interval.ms": 1000})
+    topic = c.create_topic("grp-mixed", partitions=4, rf=3)
+    group = "mixed-group"
+    classic = ConfluentMember(c, group, topic, "classic", commit_each_batch=True)
+    kip = Kip848Member(c, group, topic, "kip", commit_each_batch=True)
+    members = [classic, kip]
+
+    def group_type(nodes):
+        a = clients.admin(c.bootstrap_of(*nodes))  # kept alive until the answer
+        res = a.list_consumer_groups(request_timeout=10).result(timeout=20)
+        return {g.group_id: g.type for g in res.valid}.get(group)
+
+    try:
+        classic.start()
+        wait_assignment_complete([classic], 4, timeout=45)
+        kip.start()
+        wait_assignment_complete(members, 4, timeout=60)
+        assert group_type(c.running()) == ConsumerGroupType.CONSUMER
+
+        produce_acked(c, topic, [dict(value=f"a{i:04d}".encode(), partition=i % 4)
+                                 for i in range(200)])
+        wait_until(lambda: _values(members) >= {f"a{i:04d}".encode() for i in range(200)}, 30,
+                   lambda: f"the first 200 records: {len(_values(members))} read")
+        coordinator = _coordinator(c, group, c.running()[0])
+        c.kill(coordinator)
+        survivors = [i for i in c.nodes if i != coordinator]
+        produce_acked(c.bootstrap_of(*survivors), topic,
+                      [dict(value=f"b{i:04d}".encode(), partition=i % 4) for i in range(200)])
+        want = {f"{p}{i:04d}".encode() for p in "ab" for i in range(200)}
+        wait_until(lambda: _values(members) >= want or any(m.exc for m in members), 60,
+                   lambda: f"all 400 records: {len(_values(members) & want)} read; "
+                           + "; ".join(m.describe() for m in members))
+        assert group_type(survivors) == ConsumerGroupType.CONSUMER
+        both = wait_assignment_complete(members, 4, timeout=60)
+        assert all(both), both
+
+        kip.stop()  # the last KIP-848 member leaves: downgrade
+        wait_assignment_complete([classic], 4, timeout=60)
+        wait_until(lambda: group_type(survivors) == ConsumerGroupType.CLASSIC, 20,
+                   lambda: f"group type {group_type(survivors)}")
+        end = {p: c.high_watermark(topic, p) for p in range(4)}
+        wait_until(lambda: _offsets4(c, survivors, group, topic) == end, 30,
+                   lambda: f"committed {_offsets4(c, survivors, group, topic)} == end {end}")
+    finally:
+        stop_all(members)
