@@ -37,8 +37,8 @@ from confluent_kafka import (Consumer, ConsumerGroupState, ConsumerGroupTopicPar
                              ConsumerGroupType, KafkaError, KafkaException)
 
 from clients import admin, create_topic, produce, watermarks
-from group_helpers import (ChildConsumer, wait_survivor_consumed, ConfluentMember, fresh_committed, stop_all,
-                           wait_assignment_complete, wait_until)
+from group_helpers import (ChildConsumer, wait_survivor_consumed, ConfluentMember, fresh_committed,
+                           KafkaPythonMember, stop_all, wait_assignment_complete, wait_until)
 from test_groups import consume_all_exactly_once, produce_spread, values
 
 HEARTBEAT_MS = 1000
@@ -375,7 +375,7 @@ def test_kip848_resumes_empty_classic_group_offsets(kbroker):
 
 
 # --- 4b. online migration of a non-empty group ---------------------------------------------
-@pytest.mark.parametrize("strategy", ["range", "cooperative-sticky"])
+@pytest.mark.parametrize("strategy", ["range", "cooperative-sticky", "kafka-python"])
 def test_kip848_online_upgrade_and_downgrade_of_a_busy_group(kbroker, strategy):
     """Kafka 4's mixed upgrade: two classic consumers (eager `range`, or
     `cooperative-sticky`, which gives partitions up incrementally) share a
@@ -384,14 +384,21 @@ def test_kip848_online_upgrade_and_downgrade_of_a_busy_group(kbroker, strategy):
     get coordinator-computed assignments through JoinGroup/SyncGroup). The
     classic members are replaced one by one by KIP-848 members; then the
     KIP-848 members leave, the group turns classic again, and the last
-    classic member owns everything. Every member commits after each batch:
-    no record is lost, and at every stable point each partition has exactly
-    one owner."""
+    classic member owns everything. The classic members are librdkafka
+    (eager `range` or `cooperative-sticky`) or kafka-python consumers.
+    Members commit after each batch (kafka-python's at the end): no record
+    is lost, and at every stable point each partition has exactly one
+    owner."""
     topic = create_topic(kbroker, f"k848-mixed-{strategy}", partitions=6)
     group = f"k848-mixed-{strategy}"
-    classic = [ConfluentMember(kbroker, group, topic, f"classic{i}", commit_each_batch=True,
-                               **{"partition.assignment.strategy": strategy})
-               for i in range(2)]
+    if strategy == "kafka-python":
+        # kafka-python's default assignors (range, roundrobin), eager; it
+        # commits on request only.
+        classic = [KafkaPythonMember(kbroker, group, topic, f"classic{i}") for i in range(2)]
+    else:
+        classic = [ConfluentMember(kbroker, group, topic, f"classic{i}", commit_each_batch=True,
+                                   **{"partition.assignment.strategy": strategy})
+                   for i in range(2)]
     kip = []
     produced = []
 
@@ -443,6 +450,8 @@ def test_kip848_online_upgrade_and_downgrade_of_a_busy_group(kbroker, strategy):
         for m in everyone():
             assert not m.exc, m.describe()
         # Committed after each batch: the last commits reach the ends.
+        if strategy == "kafka-python":
+            classic[1].request_commit()
         hw = high_watermarks(kbroker, topic, 6)
         wait_until(lambda: committed_offsets(kbroker, group, topic, range(6)) == hw, 15,
                    lambda: f"commits {committed_offsets(kbroker, group, topic, range(6))} "
