@@ -15,7 +15,10 @@
         45 s, heartbeat 3 s), broker group.initial.rebalance.delay.ms 3000
         (default) and 0;
       - KIP-848 (group.protocol=consumer, server-side uniform assignor),
-        broker group.consumer.heartbeat.interval.ms 5000 (default) and 1000.
+        broker group.consumer.heartbeat.interval.ms 5000 (default) and 1000;
+      - the online upgrade (--only migration): the 10 are classic, the 11th
+        is KIP-848, which converts the group with the classic members
+        inside it.
 (b) Offset commits per second: one group member commits one partition's
     offset (explicit offsets, increasing) in a loop for --commit-seconds,
     synchronously (one at a time) and asynchronously (up to 1000 in flight,
@@ -185,7 +188,9 @@ def stop_members(members):
         m.join(60)
 
 
-def rebalance_runs(binary, runs, broker_overrides, client_conf, label):
+def rebalance_runs(binary, runs, broker_overrides, client_conf, label, joiner_conf=None):
+    """The joining member uses `joiner_conf` on top of `client_conf` (e.g. a
+    KIP-848 consumer joining a classic group: the online upgrade)."""
     b = Broker(binary, broker_overrides)
     times = []
     rng = random.Random(label)
@@ -204,7 +209,7 @@ def rebalance_runs(binary, runs, broker_overrides, client_conf, label):
                 # Join at a random point of the members' heartbeat cycles
                 # (else the settle period above fixes the phase).
                 time.sleep(rng.uniform(0, 5))
-                new = Member(conf, topic)
+                new = Member({**conf, **(joiner_conf or {})}, topic)
                 new.start()
                 members.append(new)
                 last = wait_stable(members, 120)
@@ -314,7 +319,7 @@ def main():
     ap.add_argument("--bin", default=str(ROOT / "target" / "release" / "odradek"))
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--commit-seconds", type=float, default=10)
-    ap.add_argument("--only", choices=["rebalance", "commits"])
+    ap.add_argument("--only", choices=["rebalance", "migration", "commits"])
     args = ap.parse_args()
     binary = os.path.abspath(args.bin)
     if not os.access(binary, os.X_OK):
@@ -330,14 +335,22 @@ def main():
         ("KIP-848, uniform, heartbeat interval 1000 ms", "kip848-hb1000",
          {"group.consumer.heartbeat.interval.ms": 1000}, {"group.protocol": "consumer"}),
     ]
+    migration = [
+        ("classic range group, the joiner is KIP-848 (online upgrade), heartbeat interval "
+         "1000 ms", "upgrade-hb1000",
+         {"group.consumer.heartbeat.interval.ms": 1000}, {}, {"group.protocol": "consumer"}),
+    ]
+    scenarios = [s + (None,) for s in scenarios] + migration
+    if args.only == "migration":
+        scenarios = migration
     rows = []
     if args.only == "commits":
         scenarios = []
-    for title, label, overrides, conf in scenarios:
+    for title, label, overrides, conf, joiner in scenarios:
         print(f"rebalance: {title}", file=sys.stderr)
-        rows.append((title, rebalance_runs(binary, args.runs, overrides, conf, label)))
+        rows.append((title, rebalance_runs(binary, args.runs, overrides, conf, label, joiner)))
     commits = []
-    for proto in ("classic", "consumer") if args.only != "rebalance" else ():
+    for proto in ("classic", "consumer") if args.only in (None, "commits") else ():
         print(f"commits: {proto}", file=sys.stderr)
         commits.append((proto, commit_rates(binary, args.commit_seconds, proto)))
 
