@@ -125,26 +125,13 @@ def test_live_members_keep_consuming_and_committing_across_coordinator_sigkill(c
     c = cluster_factory(3)
     topic = c.create_topic("grp-live", partitions=4, rf=3)
     group = "live-group"
-    produce_acked(c, topic, [dict(value=f"a{i:04d}".encode(), partition=i % 4)
-                             for i in range(200)])
     members = [ConfluentMember(c, group, topic, f"m{i}", commit_each_batch=True)
                for i in range(2)]
     for m in members:
         m.start()
     try:
         wait_assignment_complete(members, 4, timeout=45)
-        wait_until(lambda: _values(members) >= {f"a{i:04d}".encode() for i in range(200)}, 30,
-                   lambda: f"the first 200 records: {len(_values(members))} read")
-        coordinator = _coordinator(c, group, c.running()[0])
-        c.kill(coordinator)
-        survivors = [i for i in c.nodes if i != coordinator]
-        produce_acked(c.bootstrap_of(*survivors), topic,
-                      [dict(value=f"b{i:04d}".encode(), partition=i % 4) for i in range(200)])
-        want = {f"{p}{i:04d}".encode() for p in "ab" for i in range(200)}
-        wait_until(lambda: _values(members) >= want or any(m.exc for m in members), 45,
-                   lambda: f"all 400 records: {len(_values(members) & want)} read; "
-                           + "; ".join(m.describe() for m in members))
-        assert _values(members) == want
+        survivors = _read_across_coordinator_kill(c, group, topic, members)
         end = {p: c.high_watermark(topic, p) for p in range(4)}
         wait_until(lambda: _offsets4(c, survivors, group, topic) == end, 30,
                    lambda: f"committed {_offsets4(c, survivors, group, topic)} == end {end} "
@@ -152,6 +139,28 @@ def test_live_members_keep_consuming_and_committing_across_coordinator_sigkill(c
                            f"{_coordinator(c, group, survivors[0], timeout=5)})")
     finally:
         stop_all(members)
+
+
+def _read_across_coordinator_kill(c, group, topic, members):
+    """Members of `group` read 200 records of the 4-partition `topic`; the
+    coordinator is SIGKILLed; 200 more are produced through the survivors.
+    Waits until the members read all 400 (at least once, nothing else) and
+    returns the surviving node ids."""
+    first = {f"a{i:04d}".encode() for i in range(200)}
+    produce_acked(c, topic, [dict(value=v, partition=i % 4) for i, v in enumerate(sorted(first))])
+    wait_until(lambda: _values(members) >= first, 30,
+               lambda: f"the first 200 records: {len(_values(members))} read")
+    coordinator = _coordinator(c, group, c.running()[0])
+    c.kill(coordinator)
+    survivors = [i for i in c.nodes if i != coordinator]
+    produce_acked(c.bootstrap_of(*survivors), topic,
+                  [dict(value=f"b{i:04d}".encode(), partition=i % 4) for i in range(200)])
+    want = {f"{p}{i:04d}".encode() for p in "ab" for i in range(200)}
+    wait_until(lambda: _values(members) >= want or any(m.exc for m in members), 60,
+               lambda: f"all 400 records: {len(_values(members) & want)} read; "
+                       + "; ".join(m.describe() for m in members))
+    assert _values(members) == want
+    return survivors
 
 
 def _values(members):
@@ -199,19 +208,7 @@ def test_migrated_group_survives_coordinator_sigkill(cluster_factory):
         wait_assignment_complete(members, 4, timeout=60)
         assert group_type(c.running()) == ConsumerGroupType.CONSUMER
 
-        produce_acked(c, topic, [dict(value=f"a{i:04d}".encode(), partition=i % 4)
-                                 for i in range(200)])
-        wait_until(lambda: _values(members) >= {f"a{i:04d}".encode() for i in range(200)}, 30,
-                   lambda: f"the first 200 records: {len(_values(members))} read")
-        coordinator = _coordinator(c, group, c.running()[0])
-        c.kill(coordinator)
-        survivors = [i for i in c.nodes if i != coordinator]
-        produce_acked(c.bootstrap_of(*survivors), topic,
-                      [dict(value=f"b{i:04d}".encode(), partition=i % 4) for i in range(200)])
-        want = {f"{p}{i:04d}".encode() for p in "ab" for i in range(200)}
-        wait_until(lambda: _values(members) >= want or any(m.exc for m in members), 60,
-                   lambda: f"all 400 records: {len(_values(members) & want)} read; "
-                           + "; ".join(m.describe() for m in members))
+        survivors = _read_across_coordinator_kill(c, group, topic, members)
         assert group_type(survivors) == ConsumerGroupType.CONSUMER
         both = wait_assignment_complete(members, 4, timeout=60)
         assert all(both), both

@@ -15,7 +15,7 @@
 //! is fenced like a consumer member whose session expired.
 
 use super::embedded::{self, decode_subscription, encode_assignment};
-use super::heartbeat::{replace_member, MemberUpdate};
+use super::heartbeat::{MemberChanges, MemberUpdate};
 use super::{ClassicMembership, ConsumerGroup, ConsumerMember, MemberState};
 use crate::classic::CONSUMER_PROTOCOL_TYPE;
 use crate::classic::{HeartbeatRequest, JoinRequest, LeaveRequest, LeaveResponse, SyncRequest};
@@ -53,11 +53,19 @@ fn classic_member<'g>(
         .ok_or(GroupError::UnknownMemberId)
 }
 
-fn check_generation(member: &ConsumerMember, generation_id: i32) -> Result<(), GroupError> {
+/// [`classic_member`], whose generation (its member epoch) must be the
+/// request's.
+fn classic_member_at<'g>(
+    group: &'g ConsumerGroup,
+    member_id: &str,
+    instance_id: Option<&str>,
+    generation_id: i32,
+) -> Result<&'g ConsumerMember, GroupError> {
+    let member = classic_member(group, member_id, instance_id)?;
     if generation_id != member.member_epoch {
         return Err(GroupError::IllegalGeneration);
     }
-    Ok(())
+    Ok(member)
 }
 
 fn session_timeout_ms(member: &ConsumerMember) -> i64 {
@@ -149,39 +157,29 @@ impl GroupCoordinator {
             .consumer_groups
             .get_mut(&req.group_id)
             .expect("checked above");
-        if let Some(old_id) = &replaced {
-            replace_member(group, old_id, &member, out);
-        }
-        let is_new = !group.members.contains_key(&member_id);
-        let mut updated = member.clone();
-        if req.group_instance_id.is_some() {
-            updated.instance_id = req.group_instance_id.clone();
-        }
-        if subscription.rack_id.is_some() {
-            updated.rack_id = subscription.rack_id.clone();
-        }
-        if req.rebalance_timeout_ms != -1 {
-            updated.rebalance_timeout_ms = req.rebalance_timeout_ms;
-        }
-        let mut topics = subscription.topics.clone();
-        topics.sort();
-        topics.dedup();
-        updated.subscribed_topic_names = topics;
-        updated.client_id = req.client_id.clone();
-        updated.client_host = req.client_host.clone();
-        updated.classic = Some(ClassicMembership {
-            session_timeout_ms: req.session_timeout_ms,
-            protocols: req.protocols.clone(),
-        });
-        let owned = embedded::to_assignment(&subscription.owned, image);
-        let owned: Vec<(uuid::Uuid, Vec<i32>)> = owned
-            .into_iter()
-            .map(|(t, ps)| (t, ps.into_iter().collect()))
-            .collect();
+        let owned: Vec<(uuid::Uuid, Vec<i32>)> =
+            embedded::to_assignment(&subscription.owned, image)
+                .into_iter()
+                .map(|(t, ps)| (t, ps.into_iter().collect()))
+                .collect();
         let update = MemberUpdate {
-            is_new,
             before: &member,
-            updated,
+            replaces: replaced.as_deref(),
+            changes: MemberChanges {
+                instance_id: req.group_instance_id.clone(),
+                rack_id: subscription.rack_id,
+                rebalance_timeout_ms: req.rebalance_timeout_ms,
+                // Classic members name no server-side assignor.
+                server_assignor: None,
+                subscribed_topic_names: Some(subscription.topics),
+                subscribed_topic_regex: None,
+                client_id: req.client_id.clone(),
+                client_host: req.client_host.clone(),
+                classic: Some(ClassicMembership {
+                    session_timeout_ms: req.session_timeout_ms,
+                    protocols: req.protocols.clone(),
+                }),
+            },
             owned: Some(&owned),
             now_ms,
         };
@@ -230,8 +228,8 @@ impl GroupCoordinator {
             .consumer_groups
             .get_mut(&req.group_id)
             .expect("the caller checked");
-        let member = classic_member(group, &req.member_id, req.group_instance_id.as_deref())?;
-        check_generation(member, req.generation_id)?;
+        let instance_id = req.group_instance_id.as_deref();
+        let member = classic_member_at(group, &req.member_id, instance_id, req.generation_id)?;
         let classic = member.classic.as_ref().expect("a classic member");
         if req
             .protocol_type
@@ -279,8 +277,8 @@ impl GroupCoordinator {
             .consumer_groups
             .get_mut(&req.group_id)
             .expect("the caller checked");
-        let member = classic_member(group, &req.member_id, req.group_instance_id.as_deref())?;
-        check_generation(member, req.generation_id)?;
+        let instance_id = req.group_instance_id.as_deref();
+        let member = classic_member_at(group, &req.member_id, instance_id, req.generation_id)?;
         let must_rejoin = member.member_epoch < group.group_epoch
             || member.state == MemberState::UnrevokedPartitions
             || (member.state == MemberState::UnreleasedPartitions

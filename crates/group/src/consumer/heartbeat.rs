@@ -10,9 +10,10 @@ use super::assignor::{self, MemberSpec};
 use super::persist;
 use super::reconcile::{self, is_subset, Owned};
 use super::{
-    compile_regex, to_topic_partitions, Assignment, ConsumerGroup, ConsumerGroupDescription,
-    ConsumerMember, ConsumerTimer, DescribedConsumerMember, DescribedTopicPartitions, MemberState,
-    TopicImage, LEAVE_GROUP_MEMBER_EPOCH, LEAVE_GROUP_STATIC_MEMBER_EPOCH,
+    compile_regex, to_topic_partitions, Assignment, ClassicMembership, ConsumerGroup,
+    ConsumerGroupDescription, ConsumerMember, ConsumerTimer, DescribedConsumerMember,
+    DescribedTopicPartitions, MemberState, TopicImage, LEAVE_GROUP_MEMBER_EPOCH,
+    LEAVE_GROUP_STATIC_MEMBER_EPOCH,
 };
 use crate::classic::GroupState;
 use crate::coordinator::GroupCoordinator;
@@ -364,42 +365,22 @@ impl GroupCoordinator {
             .consumer_groups
             .get_mut(&group_id)
             .expect("exists or just inserted");
-        if let Some(old_id) = &replaced {
-            replace_member(group, old_id, &member, out);
-        }
-        let is_new = !group.members.contains_key(&member_id);
-        let mut updated = member.clone();
-        if req.instance_id.is_some() {
-            updated.instance_id = req.instance_id.clone();
-        }
-        if req.rack_id.is_some() {
-            updated.rack_id = req.rack_id.clone();
-        }
-        if req.rebalance_timeout_ms != -1 {
-            updated.rebalance_timeout_ms = req.rebalance_timeout_ms;
-        }
-        if req.server_assignor.is_some() {
-            updated.server_assignor = req.server_assignor.clone();
-        }
-        if let Some(names) = &req.subscribed_topic_names {
-            let mut names = names.clone();
-            names.sort();
-            names.dedup();
-            updated.subscribed_topic_names = names;
-        }
-        if let Some(re) = &req.subscribed_topic_regex {
-            updated.subscribed_topic_regex = (!re.is_empty()).then(|| re.clone());
-        }
-        updated.client_id = req.client_id.clone();
-        updated.client_host = req.client_host.clone();
-        // It speaks the consumer protocol now, even if it replaced a
-        // classic static member.
-        updated.classic = None;
-
         let update = MemberUpdate {
-            is_new,
             before: &member,
-            updated,
+            replaces: replaced.as_deref(),
+            changes: MemberChanges {
+                instance_id: req.instance_id.clone(),
+                rack_id: req.rack_id.clone(),
+                rebalance_timeout_ms: req.rebalance_timeout_ms,
+                server_assignor: req.server_assignor.clone(),
+                subscribed_topic_names: req.subscribed_topic_names.clone(),
+                subscribed_topic_regex: req.subscribed_topic_regex.clone(),
+                client_id: req.client_id.clone(),
+                client_host: req.client_host.clone(),
+                // It speaks the consumer protocol now, even if it replaced
+                // a classic static member.
+                classic: None,
+            },
             owned,
             now_ms,
         };
@@ -558,20 +539,70 @@ impl GroupCoordinator {
     }
 }
 
-/// A member's join or heartbeat, after validation: its new metadata and
-/// what it reports owning.
+/// What a join or heartbeat may change on a member; `None` (and -1 for
+/// the timeout) keeps the current value, as Kafka's `maybeUpdate*` do.
+pub(super) struct MemberChanges {
+    pub instance_id: Option<String>,
+    pub rack_id: Option<String>,
+    pub rebalance_timeout_ms: i32,
+    pub server_assignor: Option<String>,
+    pub subscribed_topic_names: Option<Vec<String>>,
+    /// An empty string clears the regex.
+    pub subscribed_topic_regex: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    /// Always replaced: set by a classic member's JoinGroup, cleared by a
+    /// ConsumerGroupHeartbeat.
+    pub classic: Option<ClassicMembership>,
+}
+
+impl MemberChanges {
+    fn applied_to(self, member: &ConsumerMember) -> ConsumerMember {
+        let mut m = member.clone();
+        if self.instance_id.is_some() {
+            m.instance_id = self.instance_id;
+        }
+        if self.rack_id.is_some() {
+            m.rack_id = self.rack_id;
+        }
+        if self.rebalance_timeout_ms != -1 {
+            m.rebalance_timeout_ms = self.rebalance_timeout_ms;
+        }
+        if self.server_assignor.is_some() {
+            m.server_assignor = self.server_assignor;
+        }
+        if let Some(mut names) = self.subscribed_topic_names {
+            names.sort();
+            names.dedup();
+            m.subscribed_topic_names = names;
+        }
+        if let Some(re) = self.subscribed_topic_regex {
+            m.subscribed_topic_regex = (!re.is_empty()).then_some(re);
+        }
+        m.client_id = self.client_id;
+        m.client_host = self.client_host;
+        m.classic = self.classic;
+        m
+    }
+}
+
+/// A member's join or heartbeat, after validation.
 pub(super) struct MemberUpdate<'a> {
-    pub is_new: bool,
-    /// The member as the group knew it (a fresh one if new).
+    /// The member as validated: as the group knows it, a new one, or a
+    /// static member's new incarnation.
     pub before: &'a ConsumerMember,
-    pub updated: ConsumerMember,
+    /// The member id that new incarnation replaces.
+    pub replaces: Option<&'a str>,
+    pub changes: MemberChanges,
+    /// What the member reports owning.
     pub owned: Owned<'a>,
     pub now_ms: i64,
 }
 
 impl MemberUpdate<'_> {
     /// Steps 1–3 of Kafka's `consumerGroupHeartbeat` (and of a classic
-    /// member's JoinGroup): persist the member's metadata; bump the group
+    /// member's JoinGroup): put a static member's new incarnation in its
+    /// predecessor's place; persist the member's metadata; bump the group
     /// epoch if its subscription or the subscribed topics changed; compute
     /// a new target assignment if the epoch moved; reconcile the member
     /// towards its target. Returns the reconciled member, not yet stored
@@ -584,12 +615,17 @@ impl MemberUpdate<'_> {
         out: &mut Sink,
     ) -> ConsumerMember {
         let MemberUpdate {
-            is_new,
             before,
-            updated,
+            replaces,
+            changes,
             owned,
             now_ms,
         } = self;
+        if let Some(old_id) = replaces {
+            replace_member(group, old_id, before, out);
+        }
+        let is_new = !group.members.contains_key(&before.id);
+        let updated = changes.applied_to(before);
         let member_id = updated.id.clone();
         let mut bump = false;
         if is_new || !updated.same_metadata(before) {
@@ -634,7 +670,7 @@ impl MemberUpdate<'_> {
 
 /// Kafka's `replaceMember`: a static member's new incarnation takes the
 /// old one's place and target assignment.
-pub(super) fn replace_member(
+fn replace_member(
     group: &mut ConsumerGroup,
     old_id: &str,
     member: &ConsumerMember,
