@@ -86,11 +86,8 @@
 //! group keep using JoinGroup, SyncGroup, Heartbeat and LeaveGroup, which
 //! the coordinator routes to the consumer group (`consumer::classic_member`),
 //! so the shell needs nothing extra. Not done: rack-aware assignment,
-//! per-group config overrides, Kafka's regex cache records (regexes are
-//! resolved against the topic image synchronously), and the downgrade
-//! Kafka performs when a classic static member replaces the last KIP-848
-//! static member (here the group stays a consumer group of classic
-//! members, which works, until one of them is removed by a timeout).
+//! per-group config overrides, and Kafka's regex cache records (regexes
+//! are resolved against the topic image synchronously).
 
 pub mod classic;
 mod config;

@@ -268,24 +268,8 @@ impl ClassicGroup {
                     // Persist the new member id, then answer from the current
                     // generation: the member keeps its assignment.
                     out.record(self.metadata_record());
-                    let is_leader = self.is_leader(&new_member_id);
-                    let mut response = if version >= MIN_VERSION_SKIP_ASSIGNMENT {
-                        let members = if is_leader {
-                            self.members_for_leader()
-                        } else {
-                            vec![]
-                        };
-                        let mut r = self.join_response(&new_member_id, members);
-                        r.skip_assignment = is_leader;
-                        r
-                    } else {
-                        // Older clients would compute an assignment if told
-                        // they lead, so they are told the old leader id.
-                        self.join_response(&new_member_id, vec![])
-                    };
-                    if version < MIN_VERSION_SKIP_ASSIGNMENT {
-                        response.leader = leader_before;
-                    }
+                    let response =
+                        self.static_rejoin_response(&new_member_id, version, &leader_before);
                     let m = self.members.get_mut(&new_member_id).expect("just added");
                     if let Some(token) = m.awaiting_join.take() {
                         out.join(token, response);
@@ -304,6 +288,33 @@ impl ClassicGroup {
             | GroupState::Reconciling => {
                 unreachable!("a group with a static member is neither Empty nor Dead")
             }
+        }
+    }
+
+    /// The answer to a static member that rejoined a Stable group and keeps
+    /// its assignment (KIP-345, KIP-814). If it leads, a v9+ client gets
+    /// the members with `skip_assignment`; older clients would compute a new
+    /// assignment if told they lead, so they are told `leader_before`.
+    pub(crate) fn static_rejoin_response(
+        &self,
+        member_id: &str,
+        version: i16,
+        leader_before: &str,
+    ) -> JoinResponse {
+        let is_leader = self.is_leader(member_id);
+        if version >= MIN_VERSION_SKIP_ASSIGNMENT {
+            let members = if is_leader {
+                self.members_for_leader()
+            } else {
+                vec![]
+            };
+            let mut r = self.join_response(member_id, members);
+            r.skip_assignment = is_leader;
+            r
+        } else {
+            let mut r = self.join_response(member_id, vec![]);
+            r.leader = leader_before.to_owned();
+            r
         }
     }
 

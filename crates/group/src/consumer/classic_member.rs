@@ -126,6 +126,10 @@ impl GroupCoordinator {
             return fail(GroupError::InconsistentGroupProtocol);
         };
 
+        let had_static_member = req
+            .group_instance_id
+            .as_ref()
+            .is_some_and(|i| group.static_members.contains_key(i));
         let (member, replaced) = match &req.group_instance_id {
             None => (
                 group
@@ -199,7 +203,16 @@ impl GroupCoordinator {
             members: vec![],
         };
         tracing::debug!(group = %req.group_id, member = %member_id, epoch = next.member_epoch, state = ?next.state, "classic member joined a consumer group");
-        group.members.insert(member_id, next);
+        group.members.insert(member_id.clone(), next);
+        if had_static_member && self.may_downgrade(&self.consumer_groups[&req.group_id], None) {
+            // A classic static member replaced the last member that used
+            // the consumer protocol (a rolling downgrade): the group is
+            // classic again, without a rebalance.
+            self.downgrade(now_ms, &req.group_id, None, out);
+            let classic = &self.groups[&req.group_id];
+            let leader_before = replaced.as_deref().unwrap_or(&member_id);
+            return Ok(classic.static_rejoin_response(&member_id, req.api_version, leader_before));
+        }
         Ok(response)
     }
 

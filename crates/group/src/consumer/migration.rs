@@ -15,7 +15,9 @@
 //!   leaves (or is fenced) and classic members remain, the group becomes
 //!   a classic group again, Stable at generation = group epoch, each
 //!   member holding its target assignment, and a rebalance starts so the
-//!   classic members pick a leader and assign as usual.
+//!   classic members pick a leader and assign as usual. When instead a
+//!   classic static member replaces it (same `group.instance.id`), the
+//!   group turns classic the same way but without a rebalance.
 //!
 //! Empty groups convert both ways regardless of the policy (see
 //! `GroupCoordinator::join_group` and `consumer_join_or_heartbeat`).
@@ -204,42 +206,59 @@ impl GroupCoordinator {
         member_id: &str,
         out: &mut Sink,
     ) {
-        let Some(group) = self.consumer_groups.get_mut(group_id) else {
+        let Some(group) = self.consumer_groups.get(group_id) else {
             return;
         };
         if !group.members.contains_key(member_id) {
             return;
         }
-        let downgrade = group.all_use_classic_protocol_except(member_id)
-            && group.members.len() > 1
-            && self
-                .config
-                .group_consumer_migration_policy
-                .downgrade_enabled()
-            && group.members.len() - 1 <= self.config.group_max_size;
-        if downgrade {
-            self.downgrade(now_ms, group_id, member_id, out);
+        if group.members.len() > 1 && self.may_downgrade(group, Some(member_id)) {
+            self.downgrade(now_ms, group_id, Some(member_id), out);
         } else {
+            let group = self.consumer_groups.get_mut(group_id).expect("just seen");
             fence_member(group, &self.topics, member_id, out);
         }
     }
 
-    /// Kafka's `convertToClassicGroup` for a leaving member: the remaining
-    /// (classic) members form a Stable classic group at generation = group
-    /// epoch, each holding its target assignment, which then rebalances.
-    fn downgrade(&mut self, now_ms: i64, group_id: &str, leaving: &str, out: &mut Sink) {
+    /// Kafka's `validateOnlineDowngradeWith{FencedMember,ReplacedMemberId}`:
+    /// the policy allows it, every member but `leaving` uses the classic
+    /// protocol, and they fit in `group.max.size`.
+    pub(super) fn may_downgrade(&self, group: &ConsumerGroup, leaving: Option<&str>) -> bool {
+        let remaining = group.members.len() - usize::from(leaving.is_some());
+        self.config
+            .group_consumer_migration_policy
+            .downgrade_enabled()
+            && group.all_use_classic_protocol_except(leaving.unwrap_or_default())
+            && remaining <= self.config.group_max_size
+    }
+
+    /// Kafka's `convertToClassicGroup`: the members but `leaving` (all
+    /// classic) form a Stable classic group at generation = group epoch,
+    /// each holding its target assignment. If a member left, the group
+    /// then rebalances, so a leader assigns what the leaver held.
+    pub(super) fn downgrade(
+        &mut self,
+        now_ms: i64,
+        group_id: &str,
+        leaving: Option<&str>,
+        out: &mut Sink,
+    ) {
         let group = self
             .consumer_groups
             .remove(group_id)
             .expect("checked by the caller");
-        tracing::info!(group = %group_id, leaving, "downgrading a consumer group to a classic group: only classic members remain");
+        tracing::info!(group = %group_id, ?leaving, "downgrading a consumer group to a classic group: only classic members remain");
         group.tombstones(out);
         let mut classic = ClassicGroup::new(group_id.to_owned(), now_ms);
         classic.state = GroupState::Stable;
         classic.previous_state = GroupState::Stable;
         classic.generation_id = group.group_epoch;
         classic.protocol_type = Some(CONSUMER_PROTOCOL_TYPE.to_owned());
-        for m in group.members.values().filter(|m| m.id != leaving) {
+        for m in group
+            .members
+            .values()
+            .filter(|m| Some(m.id.as_str()) != leaving)
+        {
             let c = m.classic.as_ref().expect("only classic members remain");
             classic.add(Member {
                 id: m.id.clone(),
@@ -274,7 +293,9 @@ impl GroupCoordinator {
         for id in &ids {
             classic.reschedule_heartbeat(id, now_ms, None);
         }
-        classic.prepare_rebalance(&self.config, now_ms, out);
+        if leaving.is_some() {
+            classic.prepare_rebalance(&self.config, now_ms, out);
+        }
         self.groups.insert(group_id.to_owned(), classic);
     }
 }

@@ -660,4 +660,34 @@ fn static_members_are_upgraded_one_by_one_without_leaving() {
     let d = owned_by(&c);
     assert_eq!(d.len(), 2);
     assert_eq!(d["k1"], (false, vec![0, 1]));
+
+    // ...and back (a rolling downgrade): i1 restarts as a classic consumer
+    // again. It replaces the only KIP-848 member, so the group is classic
+    // again at once, without a rebalance, and i1 keeps its partitions.
+    let epoch = c.generation("g").unwrap();
+    let out = c.join_group(
+        FORMED_MS + 2,
+        20,
+        JoinRequest {
+            group_instance_id: Some("i1".into()),
+            ..classic_join("", &[0, 1])
+        },
+    );
+    assert!(!c.is_consumer_group("g"), "downgraded");
+    assert_eq!(c.group_state("g"), Some(GroupState::Stable));
+    let r = join_answer(&out, 20);
+    assert_eq!(r.error, None);
+    assert_eq!(r.generation_id, epoch);
+    let out = c.sync_group(
+        FORMED_MS + 3,
+        21,
+        SyncRequest {
+            group_instance_id: Some("i1".into()),
+            ..sync_req("g", &r.member_id, r.generation_id, &[])
+        },
+    );
+    let s = sync_answer(&out, 21);
+    assert_eq!(s.error, None);
+    assert_eq!(partitions_in(&s.assignment), [0, 1].into_iter().collect());
+    assert_eq!(c.member_ids("g").len(), 2);
 }
