@@ -38,9 +38,7 @@ fn classic_member<'g>(
         None => group.members.get(member_id),
         Some(instance) => {
             let m = group
-                .static_members
-                .get(instance)
-                .and_then(|id| group.members.get(id))
+                .static_member(instance)
                 .ok_or(GroupError::UnknownMemberId)?;
             if m.id != member_id {
                 return Err(GroupError::FencedInstanceId);
@@ -140,10 +138,7 @@ impl GroupCoordinator {
                 None,
             ),
             Some(instance) => {
-                let existing = group
-                    .static_members
-                    .get(instance)
-                    .and_then(|id| group.members.get(id));
+                let existing = group.static_member(instance);
                 match existing {
                     None if unknown => (ConsumerMember::new(member_id.clone()), None),
                     None => return fail(GroupError::UnknownMemberId),
@@ -324,8 +319,7 @@ impl GroupCoordinator {
                 leaving
                     .group_instance_id
                     .as_ref()
-                    .and_then(|i| group.static_members.get(i))
-                    .and_then(|id| group.members.get(id))
+                    .and_then(|i| group.static_member(i))
                     .filter(|m| m.uses_classic_protocol())
                     .map(|m| m.id.clone())
                     .ok_or(GroupError::UnknownMemberId)

@@ -296,10 +296,7 @@ impl GroupCoordinator {
                 None => return Err(GroupError::UnknownMemberId),
             },
             Some(instance) => {
-                let existing = group
-                    .static_members
-                    .get(instance)
-                    .and_then(|id| group.members.get(id));
+                let existing = group.static_member(instance);
                 match existing {
                     None if joining => (
                         group

@@ -348,6 +348,13 @@ impl ConsumerGroup {
         self.members.insert(member.id.clone(), member);
     }
 
+    /// The current member with this `group.instance.id`.
+    pub fn static_member(&self, instance_id: &str) -> Option<&ConsumerMember> {
+        self.static_members
+            .get(instance_id)
+            .and_then(|id| self.members.get(id))
+    }
+
     pub fn remove_member(&mut self, member_id: &str) -> Option<ConsumerMember> {
         let removed = self.members.remove(member_id)?;
         if let Some(instance) = &removed.instance_id {
