@@ -36,7 +36,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 import clients
 import kafkawire as w
-from conftest import Broker, broker_binary
+from conftest import Broker, broker_binary, free_port
 from faultproxy import FaultProxy
 from group_helpers import wait_until
 
@@ -56,17 +56,8 @@ NO_LEADER = -1
 
 
 def free_ports(n):
-    """n distinct free ports (all held open together while picking)."""
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
+    """n distinct free ports (see conftest.free_port)."""
+    return [free_port() for _ in range(n)]
 
 
 class Node(Broker):

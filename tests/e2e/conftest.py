@@ -10,6 +10,7 @@ The binary is $ODRADEK_BIN (scripts/test.sh sets it), else target/debug/odradek.
 """
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -35,10 +36,27 @@ def broker_binary() -> str:
     return path
 
 
+_PICKED_PORTS = set()
+
+
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port for a broker to bind later (and again after a restart).
+
+    A port from a `:0` bind lies in the ephemeral range (32768-60999 on
+    Linux), where the OS may give it, once released, to an outgoing
+    connection before the broker binds it. So pick at random below that
+    range, never the same port twice in this run, and check it is free."""
+    while True:
+        port = random.randrange(20_000, 32_000)
+        if port in _PICKED_PORTS:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _PICKED_PORTS.add(port)
+        return port
 
 
 class BrokerError(AssertionError):

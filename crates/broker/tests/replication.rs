@@ -13,12 +13,28 @@ use kafka_protocol::messages::*;
 use kafka_protocol::records::Compression;
 use odradek_metadata::PartitionImage;
 
+/// A port for a controller listener, whose address every voter must know
+/// before it binds. A port picked with a `:0` bind and released lies in
+/// the ephemeral range (32768–60999 on Linux), where the OS may hand it to
+/// another `:0` bind or an outgoing connection before the broker binds it
+/// (seen in CI as AddrInUse). So pick at random below that range, never
+/// the same port twice in this process, and check that it is free now.
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::collections::BTreeSet;
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::Mutex;
+    static PICKED: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+    let mut picked = PICKED.lock().unwrap();
+    loop {
+        let random = std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish();
+        let port = 20_000 + (random % 12_000) as u16;
+        if !picked.contains(&port) && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            picked.insert(port);
+            return port;
+        }
+    }
 }
 
 struct Cluster {
