@@ -43,13 +43,17 @@ def test_broker_only_node_hosts_and_leads_replicas(cluster_factory, tmp_path, re
         admin = clients.admin(four)
         from confluent_kafka.admin import NewTopic
         admin.create_topics([NewTopic("roles", 4, 4)])["roles"].result(timeout=30)
-        produce_acked(four, "roles", [{"value": f"v{i}".encode()} for i in range(400)], timeout=60)
+        # Explicit partitions: librdkafka's sticky partitioner may put every
+        # keyless record into one partition, leaving others empty.
+        produce_acked(four, "roles", [{"value": f"v{i}".encode(), "partition": i % 4}
+                                      for i in range(400)], timeout=60)
         md = admin.list_topics("roles", timeout=10).topics["roles"]
         assert 4 in {p.leader for p in md.partitions.values()}, "node 4 leads a partition"
         # SIGKILL the broker-only node: writes continue (min.insync=2), and
         # after a restart it catches up as a learner and a follower.
         four.kill()
-        produce_acked(cluster, "roles", [{"value": f"w{i}".encode()} for i in range(400)], timeout=60)
+        produce_acked(cluster, "roles", [{"value": f"w{i}".encode(), "partition": i % 4}
+                                         for i in range(400)], timeout=60)
         four.start()
         for p in range(4):
             cluster.wait_isr("roles", p, {1, 2, 3, 4}, timeout=60)
