@@ -358,6 +358,29 @@ fn classic_joins_to_a_consumer_group_are_checked() {
         join_answer(&out, 2).error,
         Some(GroupError::InconsistentGroupProtocol)
     );
+    // Subscription bytes that are not the consumer protocol: refused, the
+    // group unchanged.
+    let members_before = c.member_ids("g");
+    for garbage in [&b""[..], &b"\x00"[..], &b"\x00\x01\xff\xff\xff"[..]] {
+        let out = c.join_group(
+            now,
+            9,
+            JoinRequest {
+                protocols: vec![Protocol {
+                    name: "range".into(),
+                    metadata: Bytes::copy_from_slice(garbage),
+                }],
+                ..classic_join(&r.member_id, &[])
+            },
+        );
+        assert_eq!(
+            join_answer(&out, 9).error,
+            Some(GroupError::InconsistentGroupProtocol),
+            "{garbage:?}"
+        );
+        assert!(out.records.is_empty());
+    }
+    assert_eq!(c.member_ids("g"), members_before);
     // SyncGroup and Heartbeat from a KIP-848 member id are unknown members.
     let out = c.sync_group(now, 3, sync_req("g", "c1", 2, &[]));
     assert_eq!(
