@@ -2,36 +2,28 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::{bounded, config, topic, wait_image, wait_leader};
+use common::{
+    bounded, config, shutdown_all, start_router_node, start_router_nodes, topic, wait_image,
+    wait_leader,
+};
 use odradek_raft::{
     MetadataQuorum, NodeId, ProposeError, QuorumConfig, Router, RouterTransport, TcpTransport,
 };
 
 type Node = Option<MetadataQuorum<RouterTransport>>;
 
-fn voters() -> BTreeMap<NodeId, String> {
-    (1..=3).map(|id| (id, format!("node-{id}"))).collect()
-}
-
 async fn start(
     router: &Router,
     data: &std::path::Path,
     id: NodeId,
 ) -> MetadataQuorum<RouterTransport> {
-    MetadataQuorum::start(config(id, data, &voters()), router.transport(id))
-        .await
-        .unwrap()
+    start_router_node(router, data, id, config).await
 }
 
 async fn start_all(router: &Router, data: &std::path::Path) -> Vec<Node> {
-    let mut nodes = Vec::new();
-    for id in 1..=3 {
-        nodes.push(Some(start(router, data, id).await));
-    }
-    nodes
+    start_router_nodes(router, data, config).await
 }
 
 async fn wait_all_have(nodes: &mut [Node], name: &str) {
@@ -149,9 +141,7 @@ async fn three_voters_elect_commit_and_agree() {
             leader_addr: Some(format!("node-{}", leader + 1)),
         }
     );
-    for n in nodes.into_iter().flatten() {
-        n.shutdown().await;
-    }
+    shutdown_all(nodes).await;
 }
 
 /// Raft §5.4 (leader completeness): after the leader dies, the new leader
@@ -182,9 +172,7 @@ async fn killing_the_leader_elects_another_and_loses_nothing() {
         let image = wait_image(&mut n.image(), "after", |i| i.topic("after").is_some()).await;
         assert!(image.topic("before").is_some(), "committed change lost");
     }
-    for n in nodes.into_iter().flatten() {
-        n.shutdown().await;
-    }
+    shutdown_all(nodes).await;
 }
 
 /// A voter restarted from its directory catches up. The leader took
@@ -236,9 +224,7 @@ async fn restarted_voter_catches_up_from_a_snapshot() {
     assert_eq!(got, expected);
     let installed = nodes[lagging].as_ref().unwrap().metrics().borrow().snapshot;
     assert!(installed.is_some_and(|s| s.index >= 8), "{installed:?}");
-    for n in nodes.into_iter().flatten() {
-        n.shutdown().await;
-    }
+    shutdown_all(nodes).await;
 }
 
 /// Raft's safety under partition: a leader cut off from the majority
@@ -291,7 +277,5 @@ async fn minority_side_of_a_partition_cannot_commit() {
     for n in nodes.iter().flatten() {
         assert!(n.image().borrow().topic("lost").is_none());
     }
-    for n in nodes.into_iter().flatten() {
-        n.shutdown().await;
-    }
+    shutdown_all(nodes).await;
 }

@@ -3,10 +3,12 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use common::{answer, bounded, config, echo, steady_config, wait_knows_leader, wait_leader, LIMIT};
+use common::{
+    answer, bounded, config, echo, router_voters, shutdown_all, start_router_nodes, steady_config,
+    wait_knows_leader, wait_leader, LIMIT,
+};
 use odradek_raft::network::{RaftRequest, RaftResponse};
 use odradek_raft::{
     Connection, ControllerClient, ForwardError, MetadataQuorum, NodeId, QuorumConfig, Router,
@@ -16,26 +18,14 @@ use openraft::BasicNode;
 
 type Node = Option<MetadataQuorum<RouterTransport>>;
 
-fn voters() -> BTreeMap<NodeId, String> {
-    (1..=3).map(|id| (id, format!("node-{id}"))).collect()
-}
-
 async fn start_all(router: &Router, data: &std::path::Path) -> Vec<Node> {
-    let mut nodes = Vec::new();
-    for id in 1..=3 {
-        let q = MetadataQuorum::start(steady_config(id, data, &voters()), router.transport(id))
-            .await
-            .unwrap();
-        q.set_forward_handler(Some(echo(id)));
-        nodes.push(Some(q));
+    let nodes = start_router_nodes(router, data, steady_config).await;
+    for (i, n) in nodes.iter().enumerate() {
+        n.as_ref()
+            .unwrap()
+            .set_forward_handler(Some(echo(i as NodeId + 1)));
     }
     nodes
-}
-
-async fn shutdown_all<T: Transport>(nodes: Vec<Option<MetadataQuorum<T>>>) {
-    for n in nodes.into_iter().flatten() {
-        n.shutdown().await;
-    }
 }
 
 /// Every voter's `forward` reaches the leader's handler: followers over
@@ -129,9 +119,12 @@ async fn a_single_voter_forwards_to_itself_without_network() {
 async fn no_leader_within_the_timeout() {
     let data = tempfile::tempdir().unwrap();
     let router = Router::new();
-    let q = MetadataQuorum::start(config(1, data.path(), &voters()), router.transport(1))
-        .await
-        .unwrap();
+    let q = MetadataQuorum::start(
+        config(1, data.path(), &router_voters()),
+        router.transport(1),
+    )
+    .await
+    .unwrap();
     q.set_forward_handler(Some(echo(1)));
     let timeout = Duration::from_millis(500);
     let started = Instant::now();
@@ -142,7 +135,7 @@ async fn no_leader_within_the_timeout() {
     let took = started.elapsed();
     assert!(took >= timeout && took < timeout * 4, "{took:?}");
 
-    let client = ControllerClient::with_transport(router.transport(100), voters())
+    let client = ControllerClient::with_transport(router.transport(100), router_voters())
         .with_retry_backoff(Duration::from_millis(20));
     assert_eq!(
         client.forward(b"x".to_vec(), timeout).await,
@@ -159,7 +152,7 @@ async fn a_deposed_leader_redirects_the_client() {
     let router = Router::new();
     let nodes = start_all(&router, data.path()).await;
     let old = wait_leader(&nodes).await as NodeId + 1;
-    let client = ControllerClient::with_transport(router.transport(100), voters());
+    let client = ControllerClient::with_transport(router.transport(100), router_voters());
     assert_eq!(
         client.forward(b"1".to_vec(), LIMIT).await.unwrap(),
         answer(old, b"1")
@@ -197,7 +190,7 @@ async fn a_deposed_leader_redirects_the_client() {
 #[test]
 fn forward_futures_are_send() {
     fn assert_send<F: std::future::Future + Send>(_: F) {}
-    let client = ControllerClient::new(voters());
+    let client = ControllerClient::new(router_voters());
     assert_send(client.forward(Vec::new(), LIMIT));
     let _ = |q: &MetadataQuorum<TcpTransport>| assert_send(q.forward(Vec::new(), LIMIT));
     let _ = |q: &MetadataQuorum<TcpTransport>| assert_send(q.add_learner(4, String::new()));

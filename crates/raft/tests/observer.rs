@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use common::{
-    answer, bounded, start_tcp, steady_config, tcp_voters, topic, wait_image, wait_leader, LIMIT,
+    answer, bounded, shutdown_all, start_tcp, steady_config, tcp_voters, topic, wait_image,
+    wait_leader, LIMIT,
 };
 use odradek_raft::{MetadataQuorum, NodeId, ProposeError, StartError, TcpTransport};
 use openraft::ServerState;
@@ -135,9 +136,7 @@ async fn an_added_observer_receives_committed_images_and_follows_after_a_restart
     .await;
     assert!(image.topic("t0").is_some());
     observer.shutdown().await;
-    for n in nodes.into_iter().flatten() {
-        n.shutdown().await;
-    }
+    shutdown_all(nodes).await;
 }
 
 /// A learner that comes back at another address is moved there.
@@ -180,7 +179,5 @@ async fn re_adding_an_observer_at_a_new_address_moves_it() {
     leader_node.propose(topic("b")).await.unwrap();
     wait_image(&mut observer.image(), "b", |i| i.topic("b").is_some()).await;
     observer.shutdown().await;
-    for n in nodes.into_iter().flatten() {
-        n.shutdown().await;
-    }
+    shutdown_all(nodes).await;
 }

@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use common::{
-    answer, bounded, config, start_tcp, tcp_voters, topic, wait_image, wait_knows_leader,
-    wait_leader, LIMIT,
+    answer, bounded, config, shutdown_all, start_tcp, tcp_voters, topic, wait_image,
+    wait_knows_leader, wait_leader, LIMIT,
 };
 use odradek_raft::network::{RaftRequest, RaftResponse};
 use odradek_raft::{
@@ -66,9 +66,7 @@ async fn three_voters_over_tcp_elect_replicate_and_fail_over() {
         let image = wait_image(&mut n.image(), "c", |i| i.topic("c").is_some()).await;
         assert!(image.topic("a").is_some() && image.topic("b").is_some());
     }
-    for n in nodes.into_iter().flatten() {
-        n.shutdown().await;
-    }
+    shutdown_all(nodes).await;
 }
 
 /// A raw connection to `addr`, as any node would open.
@@ -116,9 +114,7 @@ async fn forwarding_over_tcp_from_a_follower_and_from_a_client() {
     let got = client.forward(b"from-client".to_vec(), LIMIT).await;
     assert_eq!(got.unwrap(), answer(leader, b"from-client"));
     assert_eq!(client.last_leader(), Some((leader, leader_addr)));
-    for n in nodes.into_iter().flatten() {
-        n.shutdown().await;
-    }
+    shutdown_all(nodes).await;
 }
 
 /// The leader dies while handling a forwarded request: the client sees the
@@ -169,9 +165,7 @@ async fn a_client_finds_the_new_leader_when_the_leader_dies_mid_request() {
     wait_knows_leader(other, new).await;
     let got = other.forward(b"after".to_vec(), LIMIT).await.unwrap();
     assert_eq!(got, answer(new, b"after"));
-    for n in nodes.into_iter().flatten() {
-        n.shutdown().await;
-    }
+    shutdown_all(nodes).await;
 }
 
 /// A forwarded request the handler has not answered yet holds up neither
@@ -220,7 +214,5 @@ async fn a_slow_forward_holds_up_nothing_else() {
     release.notify_one();
     let got = bounded("the slow forward", slow).await.unwrap().unwrap();
     assert_eq!(got, answer(leader_id, b"slow"));
-    for n in nodes.into_iter().flatten() {
-        n.shutdown().await;
-    }
+    shutdown_all(nodes).await;
 }

@@ -8,7 +8,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use odradek_metadata::{MetadataImage, MetadataRecord};
-use odradek_raft::{ForwardHandler, MetadataQuorum, NodeId, QuorumConfig, TcpTransport, Transport};
+use odradek_raft::{
+    ForwardHandler, MetadataQuorum, NodeId, QuorumConfig, Router, RouterTransport, TcpTransport,
+    Transport,
+};
 use tokio::sync::watch;
 use uuid::Uuid;
 
@@ -151,4 +154,44 @@ pub async fn wait_knows_leader<T: Transport>(node: &MetadataQuorum<T>, leader: N
             .unwrap();
     })
     .await;
+}
+
+/// Voters 1–3 addressed by name on the in-process router.
+pub fn router_voters() -> BTreeMap<NodeId, String> {
+    (1..=3).map(|id| (id, format!("node-{id}"))).collect()
+}
+
+/// Starts voter `id` of [`router_voters`] with `config_for` (e.g.
+/// [`config`] or [`steady_config`]).
+pub async fn start_router_node(
+    router: &Router,
+    data: &Path,
+    id: NodeId,
+    config_for: fn(NodeId, &Path, &BTreeMap<NodeId, String>) -> QuorumConfig,
+) -> MetadataQuorum<RouterTransport> {
+    MetadataQuorum::start(config_for(id, data, &router_voters()), router.transport(id))
+        .await
+        .unwrap()
+}
+
+/// Starts all three voters of [`router_voters`].
+pub async fn start_router_nodes(
+    router: &Router,
+    data: &Path,
+    config_for: fn(NodeId, &Path, &BTreeMap<NodeId, String>) -> QuorumConfig,
+) -> Vec<Option<MetadataQuorum<RouterTransport>>> {
+    let mut nodes = Vec::new();
+    for id in 1..=3 {
+        nodes.push(Some(start_router_node(router, data, id, config_for).await));
+    }
+    nodes
+}
+
+/// Shuts down every node still running.
+pub async fn shutdown_all<T: Transport>(
+    nodes: impl IntoIterator<Item = Option<MetadataQuorum<T>>>,
+) {
+    for n in nodes.into_iter().flatten() {
+        n.shutdown().await;
+    }
 }
