@@ -129,14 +129,7 @@ impl GroupCoordinator {
             .as_ref()
             .is_some_and(|i| group.static_members.contains_key(i));
         let (member, replaced) = match &req.group_instance_id {
-            None => (
-                group
-                    .members
-                    .get(&member_id)
-                    .cloned()
-                    .unwrap_or_else(|| ConsumerMember::new(member_id.clone())),
-                None,
-            ),
+            None => (group.member_or_new(&member_id), None),
             Some(instance) => {
                 let existing = group.static_member(instance);
                 match existing {

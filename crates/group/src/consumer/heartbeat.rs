@@ -298,14 +298,7 @@ impl GroupCoordinator {
             Some(instance) => {
                 let existing = group.static_member(instance);
                 match existing {
-                    None if joining => (
-                        group
-                            .members
-                            .get(&member_id)
-                            .cloned()
-                            .unwrap_or_else(|| ConsumerMember::new(member_id.clone())),
-                        None,
-                    ),
+                    None if joining => (group.member_or_new(&member_id), None),
                     None => return Err(GroupError::UnknownMemberId),
                     Some(old) if joining => {
                         // A classic member being replaced (a rolling

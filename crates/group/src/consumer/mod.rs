@@ -348,6 +348,14 @@ impl ConsumerGroup {
         self.members.insert(member.id.clone(), member);
     }
 
+    /// The member `id` as the group knows it, or a new one.
+    pub fn member_or_new(&self, id: &str) -> ConsumerMember {
+        self.members
+            .get(id)
+            .cloned()
+            .unwrap_or_else(|| ConsumerMember::new(id.to_owned()))
+    }
+
     /// The current member with this `group.instance.id`.
     pub fn static_member(&self, instance_id: &str) -> Option<&ConsumerMember> {
         self.static_members
