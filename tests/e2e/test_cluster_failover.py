@@ -24,6 +24,26 @@ def _ack_gap(prod, since):
     return None if not after else min(after) - since
 
 
+def _kill_and_rejoin(c, prod, parts, node, role, successor):
+    """SIGKILL `node` (a partition leader or the controller: `role`);
+    `successor()` waits for the survivors to replace it and names the new
+    one. Writes must go on (150 more acknowledgements); then the node
+    restarts, is back in every ISR, and 100 more are acknowledged."""
+    c.kill(node)
+    killed_at = time.monotonic()
+    new = successor()
+    prod.wait_acks(150, timeout=30,
+                   what=f"acknowledgements after SIGKILL of {role} node{node} "
+                        f"(new {role} node{new})")
+    gap = _ack_gap(prod, killed_at)
+    print(f"{role} node{node} killed; node{new} took over; first ack after {gap:.2f}s")
+    c.restart(node)
+    c.wait_ready()
+    for p in parts:
+        c.wait_isr(prod.topic, p, set(c.nodes), timeout=45)
+    prod.wait_acks(100, timeout=30, what=f"acknowledgements after node{node} rejoined")
+
+
 @pytest.mark.timeout(180)
 def test_acked_writes_survive_leader_and_controller_sigkill(cluster_factory):
     c = cluster_factory(3)
@@ -34,40 +54,15 @@ def test_acked_writes_survive_leader_and_controller_sigkill(cluster_factory):
 
         # 1. SIGKILL the leader of partition 0.
         leader = c.leader(topic, 0)
-        c.kill(leader)
-        killed_at = time.monotonic()
-        new_leader = c.wait_new_leader(topic, 0, {leader}, timeout=30)
-        prod.wait_acks(150, timeout=30,
-                       what=f"acknowledgements after SIGKILL of leader node{leader} "
-                            f"(new leader node{new_leader})")
-        gap = _ack_gap(prod, killed_at)
-        print(f"leader node{leader} killed; node{new_leader} leads; first ack after "
-              f"{gap:.2f}s")
-
-        c.restart(leader)
-        c.wait_ready()
-        for p in parts:
-            c.wait_isr(topic, p, set(c.nodes), timeout=45)
-        prod.wait_acks(100, timeout=30, what=f"acknowledgements after node{leader} rejoined")
+        _kill_and_rejoin(c, prod, parts, leader, "leader",
+                         lambda: c.wait_new_leader(topic, 0, {leader}, timeout=30))
 
         # 2. SIGKILL the active controller.
-        controller = c.controller()
-        c.kill(controller)
-        killed_at = time.monotonic()
-        c.wait_ready(timeout=30)  # the survivors agree on a new controller
-        new_controller = c.controller()
-        prod.wait_acks(150, timeout=30,
-                       what=f"acknowledgements after SIGKILL of controller node{controller} "
-                            f"(new controller node{new_controller})")
-        gap = _ack_gap(prod, killed_at)
-        print(f"controller node{controller} killed; node{new_controller} took over; first "
-              f"ack after {gap:.2f}s")
+        def new_controller():
+            c.wait_ready(timeout=30)  # the survivors agree on a new controller
+            return c.controller()
 
-        c.restart(controller)
-        c.wait_ready()
-        for p in parts:
-            c.wait_isr(topic, p, set(c.nodes), timeout=45)
-        prod.wait_acks(100, timeout=30, what="acknowledgements with all nodes back")
+        _kill_and_rejoin(c, prod, parts, c.controller(), "controller", new_controller)
     assert prod.flush_left == 0, f"{prod.flush_left} records never reported"
     assert not prod.errors, f"{len(prod.errors)} delivery errors: {prod.errors[:5]}"
     print(f"{prod.sent} sent, {len(prod.acked)} acknowledged")
