@@ -92,7 +92,7 @@ enum Origin {
     /// group (Kafka's `maybeDeleteEmptyClassicGroup`).
     FromEmptyClassic,
     /// A non-empty classic group is upgraded online (see `migration`).
-    FromClassic(ConsumerGroup),
+    FromClassic,
 }
 
 impl GroupCoordinator {
@@ -249,25 +249,25 @@ impl GroupCoordinator {
         let joining = req.member_epoch == 0;
         let group_id = req.group_id.clone();
         // 1. The group (nothing changes until every check has passed).
-        let origin = if self.consumer_groups.contains_key(&group_id) {
-            Origin::Existing
+        // `fresh` is the group to install if it does not exist yet.
+        let new_group = || Some(ConsumerGroup::new(group_id.clone()));
+        let (origin, fresh) = if self.consumer_groups.contains_key(&group_id) {
+            (Origin::Existing, None)
         } else if let Some(classic) = self.groups.get(&group_id) {
             if !joining {
                 return Err(GroupError::GroupIdNotFound);
             } else if classic.is(GroupState::Empty) && classic.members.is_empty() {
-                Origin::FromEmptyClassic
+                (Origin::FromEmptyClassic, new_group())
             } else {
-                Origin::FromClassic(self.consumer_group_from_classic(classic)?)
+                (
+                    Origin::FromClassic,
+                    Some(self.consumer_group_from_classic(classic)?),
+                )
             }
         } else if joining {
-            Origin::New
+            (Origin::New, new_group())
         } else {
             return Err(GroupError::GroupIdNotFound);
-        };
-        let fresh = match origin {
-            Origin::Existing => None,
-            Origin::New | Origin::FromEmptyClassic => Some(ConsumerGroup::new(group_id.clone())),
-            Origin::FromClassic(ref upgraded) => Some(upgraded.clone()),
         };
         let group = self
             .consumer_groups
@@ -344,9 +344,8 @@ impl GroupCoordinator {
                 self.consumer_groups
                     .insert(group_id.clone(), fresh.expect("a new group"));
             }
-            Origin::FromClassic(upgraded) => {
-                drop(fresh);
-                self.install_upgraded_group(now_ms, upgraded, out);
+            Origin::FromClassic => {
+                self.install_upgraded_group(now_ms, fresh.expect("the upgraded group"), out);
             }
         }
         let image = &self.topics;
